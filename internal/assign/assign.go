@@ -1,0 +1,225 @@
+package assign
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/maildist/maildist/internal/cluster"
+)
+
+// Policy says which of a host's users of a class go when only some must.
+type Policy string
+
+// The policies.
+const (
+	Random Policy = "random" // in sort.tsv order, which is random (the seed's way)
+	Idle   Policy = "idle"   // least recently active first: fewer refusals for live sessions
+	Small  Policy = "small"  // fewest bytes first: the quickest moves
+)
+
+// Policies lists the policies in the order help text shows them.
+var Policies = []Policy{Random, Idle, Small}
+
+// ParsePolicy reads a --pick value; "" is Random.
+func ParsePolicy(s string) (Policy, error) {
+	switch p := Policy(s); p {
+	case "":
+		return Random, nil
+	case Random, Idle, Small:
+		return p, nil
+	}
+	return "", fmt.Errorf("pick %q: want random, idle or small", s)
+}
+
+// Options are what Make needs besides the files.
+type Options struct {
+	Pick Policy // "" is Random
+	Seed uint64 // the same seed gives the same todo
+}
+
+// ErrShort is wrapped when sort.tsv has fewer users of a host and class
+// than moves.tsv asks for.
+var ErrShort = errors.New("not enough users")
+
+// ErrTwice is wrapped when sort.tsv would hand out the same user twice.
+var ErrTwice = errors.New("user listed twice")
+
+type key struct {
+	host  string
+	class cluster.Class
+}
+
+// bucket is one source host and class: how many must go, to where, and
+// the users that may go.
+type bucket struct {
+	key
+	need  int
+	dests []string // one entry per user to send, in moves order
+	cands []int32  // indexes into sorted
+}
+
+// Make turns move counts into concrete moves: for each (from, class) it
+// takes users of that host and class from sorted by the policy, deals
+// them to the destinations at random, and returns every move in a random
+// order, so that runners working through the list fill the destinations
+// evenly and each in its own order. users gives the activity and size the
+// idle and small policies sort by; Random does not look at it.
+//
+// Make is pure: the same arguments give the same todo.
+func Make(moves []cluster.MoveCount, sorted []cluster.Sorted, users []cluster.User, opt Options) ([]cluster.Todo, error) {
+	pick, err := ParsePolicy(string(opt.Pick))
+	if err != nil {
+		return nil, err
+	}
+	buckets := map[key]*bucket{}
+	var order []*bucket
+	var bad []error
+	total := 0
+	for _, m := range moves {
+		if m.Count == 0 {
+			continue
+		}
+		switch {
+		case m.Count < 0:
+			bad = append(bad, fmt.Errorf("move %s %s→%s: negative count %d", m.Class, m.From, m.To, m.Count))
+			continue
+		case m.From == m.To:
+			bad = append(bad, fmt.Errorf("move %s %s→%s: from and to are the same host", m.Class, m.From, m.To))
+			continue
+		case m.From == "" || m.To == "":
+			bad = append(bad, fmt.Errorf("move %s %q→%q: from and to must name hosts", m.Class, m.From, m.To))
+			continue
+		}
+		k := key{m.From, m.Class}
+		b := buckets[k]
+		if b == nil {
+			b = &bucket{key: k}
+			buckets[k] = b
+			order = append(order, b)
+		}
+		b.need += m.Count
+		for range m.Count {
+			b.dests = append(b.dests, m.To)
+		}
+		total += m.Count
+	}
+	if len(bad) > 0 {
+		return nil, errors.Join(bad...)
+	}
+
+	// Candidates, in sort.tsv order. Random needs only the first `need`.
+	for i, s := range sorted {
+		b := buckets[key{s.Host, s.Class}]
+		if b == nil || (pick == Random && len(b.cands) == b.need) {
+			continue
+		}
+		b.cands = append(b.cands, int32(i))
+	}
+	for _, b := range order {
+		if len(b.cands) < b.need {
+			bad = append(bad, fmt.Errorf("%d %s users must leave %s but sort.tsv lists only %d: %w",
+				b.need, b.class, b.host, len(b.cands), ErrShort))
+		}
+	}
+	if len(bad) > 0 {
+		return nil, errors.Join(bad...)
+	}
+
+	if pick != Random {
+		if err := rank(pick, order, sorted, users); err != nil {
+			return nil, err
+		}
+	}
+
+	rng := NewRand(opt.Seed, "deal")
+	todo := make([]cluster.Todo, 0, total)
+	seen := make(map[string]struct{}, total)
+	for _, b := range order {
+		rng.Shuffle(len(b.dests), func(i, j int) { b.dests[i], b.dests[j] = b.dests[j], b.dests[i] })
+		for i, to := range b.dests {
+			u := sorted[b.cands[i]].User
+			if _, dup := seen[u]; dup {
+				bad = append(bad, fmt.Errorf("user %s: %w in sort.tsv", u, ErrTwice))
+				continue
+			}
+			seen[u] = struct{}{}
+			todo = append(todo, cluster.Todo{User: u, From: b.host, To: to, Class: b.class})
+		}
+	}
+	if len(bad) > 0 {
+		return nil, errors.Join(bad...)
+	}
+	NewRand(opt.Seed, "todo").Shuffle(len(todo), func(i, j int) { todo[i], todo[j] = todo[j], todo[i] })
+	return todo, nil
+}
+
+// rank orders each bucket's candidates by the policy, ties kept in
+// sort.tsv order.
+func rank(pick Policy, order []*bucket, sorted []cluster.Sorted, users []cluster.User) error {
+	type attrs struct {
+		k1, k2 int64 // the sort keys
+		found  bool
+	}
+	at := map[string]*attrs{}
+	for _, b := range order {
+		for _, c := range b.cands {
+			at[sorted[c].User] = &attrs{}
+		}
+	}
+	for i := range users {
+		u := &users[i]
+		a := at[u.Name]
+		if a == nil {
+			continue
+		}
+		a.found = true
+		switch pick {
+		case Idle:
+			if !u.LastLogin.IsZero() {
+				a.k1 = u.LastLogin.Unix()
+			} else {
+				a.k1 = -1 << 62 // never logged in: the most idle of all
+			}
+			a.k2 = u.ConnectS
+		case Small:
+			a.k1 = u.Bytes
+		}
+	}
+	var missing []string
+	for name, a := range at {
+		if !a.found {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		more := ""
+		if len(missing) > 10 {
+			more = fmt.Sprintf(" and %d more", len(missing)-10)
+			missing = missing[:10]
+		}
+		return fmt.Errorf("pick %s needs the raw.tsv row of every candidate, but %s%s have none", pick, strings.Join(missing, ", "), more)
+	}
+	type cand struct {
+		k1, k2 int64
+		i      int32
+	}
+	var cs []cand
+	for _, b := range order {
+		cs = cs[:0]
+		for _, c := range b.cands {
+			a := at[sorted[c].User]
+			cs = append(cs, cand{a.k1, a.k2, c})
+		}
+		slices.SortFunc(cs, func(x, y cand) int {
+			return cmp.Or(cmp.Compare(x.k1, y.k1), cmp.Compare(x.k2, y.k2), cmp.Compare(x.i, y.i))
+		})
+		for j := range cs {
+			b.cands[j] = cs[j].i
+		}
+	}
+	return nil
+}

@@ -1,0 +1,74 @@
+package plan
+
+import (
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+)
+
+// summarise fills Stats and Reasons once the moves are known.
+func (p *Plan) summarise(rows, movable int) {
+	st := &p.Stats
+	st.Users, st.Movable, st.Unmoved, st.Hosts = rows, movable, len(p.Unmoved), len(p.Hosts)
+	for _, g := range p.Groups {
+		st.Moves += g.Moves
+		st.LowerBound += g.LowerBound
+	}
+	short := make(map[string]float64) // non-accepting hosts: users below their share
+	for _, t := range p.Targets {
+		st.WorstBefore = math.Max(st.WorstBefore, math.Abs(float64(t.Have)-t.Share))
+		st.WorstAfter = math.Max(st.WorstAfter, math.Abs(float64(t.Target)-t.Share))
+		if p.Options.Tolerance > 0 && t.Target == t.Have && t.Share > 0 &&
+			(float64(t.Have) < math.Floor(t.Held) || float64(t.Have) > math.Ceil(t.Held)) {
+			st.LeftAlone++
+		}
+		if d := t.Share - float64(t.Target); d > 0 {
+			short[t.Host] += d
+		}
+	}
+
+	say := func(host, format string, args ...any) {
+		p.Reasons = append(p.Reasons, Reason{Host: host, Text: fmt.Sprintf(format, args...)})
+	}
+	for _, g := range p.Groups {
+		switch {
+		case g.Users == 0:
+			say("", "%s %s: no movable users", groupWord(&g), g.Name)
+		case g.Moves == 0:
+			say("", "%s %s: already balanced, nothing moves", groupWord(&g), g.Name)
+		}
+	}
+	for i := range p.Hosts {
+		h := &p.Hosts[i]
+		movable := h.Before.Users - h.Unmoved
+		switch {
+		case h.Drain:
+			say(h.Name, "drains: all %d movable users leave", movable)
+		case h.Weight == 0:
+			say(h.Name, "weight 0: all %d movable users leave", movable)
+		case !h.AcceptNew && short[h.Name] >= 0.5:
+			say(h.Name, "accept_new = false: receives nobody, so it keeps %.0f fewer users than its share and the other hosts of %s hold them", short[h.Name], h.Group)
+		case !h.AcceptNew:
+			say(h.Name, "accept_new = false: receives nobody")
+		}
+		if h.Unmoved > 0 && (h.Drain || h.Weight == 0) {
+			say(h.Name, "%d users stay although it empties: their status is not ok (see the list)", h.Unmoved)
+		}
+	}
+	if len(p.Unmoved) > 0 {
+		by := map[string]int{}
+		for _, u := range p.Unmoved {
+			by[u.Status]++
+		}
+		var parts []string
+		for _, s := range slices.Sorted(maps.Keys(by)) {
+			parts = append(parts, fmt.Sprintf("%s %d", s, by[s]))
+		}
+		say("", "%d users are never moved by this plan: %s", len(p.Unmoved), strings.Join(parts, ", "))
+	}
+	if p.Options.Tolerance > 0 {
+		say("", "tolerance %d: %d host-class counts inside their band were left alone", p.Options.Tolerance, st.LeftAlone)
+	}
+}
