@@ -1,0 +1,523 @@
+package tree
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// OwnerPolicy says whether a copy sets the owners of what it creates.
+type OwnerPolicy uint8
+
+const (
+	// OwnersAuto sets owners when running as root (the zero value, so
+	// that a copy made by root never quietly loses them).
+	OwnersAuto OwnerPolicy = iota
+	// OwnersOn always sets them; without root that fails for any owner
+	// but oneself.
+	OwnersOn
+	// OwnersOff never sets them: what is created belongs to the caller.
+	OwnersOff
+)
+
+// Options says how to copy.
+type Options struct {
+	// Workers is how many files are copied at once; 0 picks a default.
+	Workers int
+	Owners  OwnerPolicy
+	// Progress, if set, is called with the number of content bytes just
+	// copied; calls never overlap.
+	Progress func(bytes int64)
+	// Hash makes Sync compare contents by hash, not by size and mtime
+	// alone, so that a change that kept both is caught.
+	Hash bool
+	// SkipVanished makes Copy leave out a name that vanishes (see
+	// ErrVanished) and list it in Stats.Vanished instead of failing.
+	// Sync always does so.
+	SkipVanished bool
+
+	hook            func(event, rel string) // for tests
+	noCopyFileRange bool                    // for tests: read and write only
+}
+
+// Stats counts what a Copy or Sync did.
+type Stats struct {
+	// Names created: files, folders, symlinks, and further names of a
+	// file (hard links).
+	Files, Dirs, Symlinks, HardLinks int
+	// Bytes is the content copied.
+	Bytes int64
+	// Removed counts the names Sync removed from the copy (a removed
+	// folder counts once); Fixed the names whose contents were right and
+	// only metadata (mode, owner, times) were set.
+	Removed, Fixed int
+	// Vanished lists the source names that were gone, or replaced, when
+	// they were to be copied. The copy does not have them.
+	Vanished []string
+}
+
+func (o *Options) workers() int {
+	if o.Workers > 0 {
+		return o.Workers
+	}
+	return defaultWorkers()
+}
+
+func (o *Options) setOwners() bool {
+	switch o.Owners {
+	case OwnersOn:
+		return true
+	case OwnersOff:
+		return false
+	}
+	return os.Geteuid() == 0
+}
+
+// Copy copies the tree at src to dst, which must not exist; its parent
+// must. It scans src first, and refuses (ErrSpecial) before it writes
+// anything if the tree holds a FIFO, socket or device. It never writes
+// to src.
+//
+// Every file and folder is fsynced, and so is the parent of dst, so once
+// Copy returns nil the copy survives a crash. After an error dst may hold
+// a partial copy, which the caller removes (or completes with Sync).
+func Copy(ctx context.Context, src, dst string, opt Options) (Stats, error) {
+	srcfd, err := openat(unix.AT_FDCWD, src, dirFlags, 0)
+	if err != nil {
+		return Stats{}, fmt.Errorf("copy: open source %s: %w", src, err)
+	}
+	defer unix.Close(srcfd)
+	plan, err := scanFD(ctx, srcfd, ScanOptions{Workers: opt.Workers, hook: opt.hook})
+	if err != nil {
+		return Stats{}, err
+	}
+	if len(plan.Vanished) > 0 && !opt.SkipVanished {
+		return Stats{}, vanishedError("copy", plan.Vanished)
+	}
+
+	parent, base := filepath.Dir(dst), filepath.Base(dst)
+	pfd, err := openat(unix.AT_FDCWD, parent, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return Stats{}, fmt.Errorf("copy: open %s: %w", parent, err)
+	}
+	defer unix.Close(pfd)
+	if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
+		return Stats{}, fmt.Errorf("copy: create %s: %w", dst, err)
+	}
+	dstfd, err := openat(pfd, base, dirFlags, 0)
+	if err != nil {
+		return Stats{}, fmt.Errorf("copy: open %s: %w", dst, err)
+	}
+	defer unix.Close(dstfd)
+
+	c := newCopier(srcfd, dstfd, opt)
+	c.stats.Dirs++
+	c.stats.Vanished = plan.Vanished
+	var dirs, files, members []Entry
+	for _, e := range plan.Entries {
+		switch {
+		case e.Kind == Dir:
+			dirs = append(dirs, e)
+		case e.Link != "":
+			members = append(members, e)
+		default:
+			files = append(files, e)
+		}
+	}
+	if err := c.mkdirs(dirs[1:]); err != nil {
+		return c.result(err)
+	}
+	if err := c.copyFiles(ctx, files); err != nil {
+		return c.result(err)
+	}
+	if _, err := c.links(members); err != nil {
+		return c.result(err)
+	}
+	if err := c.finishDirs(ctx, dirs); err != nil {
+		return c.result(err)
+	}
+	if err := fsync(pfd); err != nil {
+		return c.result(fmt.Errorf("copy: fsync %s: %w", parent, err))
+	}
+	return c.result(nil)
+}
+
+func vanishedError(op string, names []string) error {
+	more := ""
+	if len(names) > 1 {
+		more = fmt.Sprintf(" (and %d more)", len(names)-1)
+	}
+	return fmt.Errorf("%s %s%s: %w", op, quote(names[0]), more, ErrVanished)
+}
+
+// copier holds what the steps of a Copy or Sync share: the two roots,
+// always reached through descriptors.
+type copier struct {
+	src, dst int
+	opt      Options
+	owners   bool
+	cfr      bool
+	skip     bool // go on without vanished names
+
+	progressMu sync.Mutex
+	mu         sync.Mutex
+	stats      Stats
+	vanished   map[string]bool
+	syncfs     bool // some metadata could only be made durable by syncfs
+}
+
+func newCopier(src, dst int, opt Options) *copier {
+	return &copier{
+		src: src, dst: dst, opt: opt,
+		owners:   opt.setOwners(),
+		cfr:      !opt.noCopyFileRange,
+		skip:     opt.SkipVanished,
+		vanished: make(map[string]bool),
+	}
+}
+
+func (c *copier) result(err error) (Stats, error) {
+	sort.Strings(c.stats.Vanished)
+	return c.stats, err
+}
+
+func (c *copier) hook(event, rel string) {
+	if c.opt.hook != nil {
+		c.opt.hook(event, rel)
+	}
+}
+
+func (c *copier) progress(n int64) {
+	if c.opt.Progress != nil {
+		c.progressMu.Lock()
+		c.opt.Progress(n)
+		c.progressMu.Unlock()
+	}
+}
+
+// vanish records a source name that has gone; without skip it is an error.
+func (c *copier) vanish(rel string) error {
+	if !c.skip {
+		return vanishedError("copy", []string{rel})
+	}
+	c.mu.Lock()
+	c.stats.Vanished = append(c.stats.Vanished, rel)
+	c.vanished[rel] = true
+	c.mu.Unlock()
+	return nil
+}
+
+// mkdirs creates folders, parents before children (manifest order), with
+// mode 0700 so that they can be filled; finishDirs sets their metadata.
+func (c *copier) mkdirs(dirs []Entry) error {
+	for _, e := range dirs {
+		dir, name := splitPath(e.Path)
+		fd, err := openDir(c.dst, dir)
+		if err != nil {
+			return fmt.Errorf("copy %s: open folder: %w", quote(e.Path), err)
+		}
+		err = unix.Mkdirat(fd, name, 0o700)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("copy %s: mkdir: %w", quote(e.Path), err)
+		}
+		c.stats.Dirs++
+	}
+	return nil
+}
+
+// byFolder groups entries by their folder, in the order the folders first
+// appear, in chunks that one job handles.
+func byFolder(entries []Entry) [][]Entry {
+	idx := make(map[string]int)
+	var groups [][]Entry
+	for _, e := range entries {
+		dir, _ := splitPath(e.Path)
+		i, ok := idx[dir]
+		if !ok || len(groups[i]) == chunk {
+			i = len(groups)
+			idx[dir] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], e)
+	}
+	return groups
+}
+
+// copyFiles copies files and symlinks in parallel, one job a folder chunk.
+func (c *copier) copyFiles(ctx context.Context, entries []Entry) error {
+	j := newJobs(ctx, true)
+	for _, g := range byFolder(entries) {
+		j.add(func() error { return c.copyGroup(ctx, g) })
+	}
+	return j.run(c.opt.workers())
+}
+
+func (c *copier) copyGroup(ctx context.Context, g []Entry) error {
+	dir, _ := splitPath(g[0].Path)
+	c.hook("copy-dir", dir)
+	sfd, err := openDir(c.src, dir)
+	if err != nil {
+		if gone(err) {
+			for _, e := range g {
+				if err := c.vanish(e.Path); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		return fmt.Errorf("copy %s: open: %w", quote(dir), err)
+	}
+	defer unix.Close(sfd)
+	dfd, err := openDir(c.dst, dir)
+	if err != nil {
+		return fmt.Errorf("copy %s: open copy: %w", quote(dir), err)
+	}
+	defer unix.Close(dfd)
+	var st Stats
+	for _, e := range g {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		_, name := splitPath(e.Path)
+		c.hook("copy", e.Path)
+		var err error
+		switch e.Kind {
+		case File:
+			var n int64
+			n, err = c.copyFile(sfd, dfd, name, e.Path)
+			st.Files++
+			st.Bytes += n
+		case Symlink:
+			err = c.copySymlink(sfd, dfd, name, e.Path)
+			st.Symlinks++
+		}
+		if errors.Is(err, ErrVanished) {
+			if err = c.vanish(e.Path); err == nil {
+				if e.Kind == File {
+					st.Files--
+				} else {
+					st.Symlinks--
+				}
+				continue
+			}
+		}
+		if err != nil {
+			c.add(st)
+			return err
+		}
+	}
+	c.add(st)
+	return nil
+}
+
+func (c *copier) add(st Stats) {
+	c.mu.Lock()
+	c.stats.Files += st.Files
+	c.stats.Symlinks += st.Symlinks
+	c.stats.Bytes += st.Bytes
+	c.mu.Unlock()
+}
+
+// copyFile copies one file. Its metadata come from the open source, taken
+// before the contents are read: if the file changes while it is copied,
+// its mtime will differ from the copy's and a verify sees it.
+func (c *copier) copyFile(sdir, ddir int, name, rel string) (int64, error) {
+	sfd, err := openRead(sdir, name)
+	if err != nil {
+		if gone(err) {
+			return 0, ErrVanished
+		}
+		return 0, fmt.Errorf("copy %s: open: %w", quote(rel), err)
+	}
+	defer unix.Close(sfd)
+	st, err := fstat(sfd)
+	if err != nil {
+		return 0, fmt.Errorf("copy %s: stat: %w", quote(rel), err)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+	case unix.S_IFDIR:
+		return 0, ErrVanished // replaced by a folder since the scan
+	default:
+		return 0, specialError("copy", rel, st.Mode)
+	}
+	dfd, err := openat(ddir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return 0, fmt.Errorf("copy %s: create: %w", quote(rel), err)
+	}
+	defer unix.Close(dfd)
+	n, err := copyContent(dfd, sfd, c.cfr, c.progress)
+	if err != nil {
+		return n, fmt.Errorf("copy %s: %w", quote(rel), err)
+	}
+	if err := c.setMeta(dfd, &st); err != nil {
+		return n, fmt.Errorf("copy %s: %w", quote(rel), err)
+	}
+	if err := fsync(dfd); err != nil {
+		return n, fmt.Errorf("copy %s: fsync: %w", quote(rel), err)
+	}
+	return n, nil
+}
+
+// setMeta sets owner, then mode (a chown clears setuid and setgid), then
+// times of an open file or folder.
+func (c *copier) setMeta(fd int, st *unix.Stat_t) error {
+	return c.setMetaOf(fd, st.Uid, st.Gid, st.Mode&0o7777, st.Atim.Nano(), st.Mtim.Nano())
+}
+
+func (c *copier) setMetaOf(fd int, uid, gid, mode uint32, atime, mtime int64) error {
+	if c.owners {
+		if err := unix.Fchown(fd, int(uid), int(gid)); err != nil {
+			return fmt.Errorf("chown: %w", err)
+		}
+	}
+	if err := unix.Fchmod(fd, mode); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	if err := futimens(fd, atime, mtime); err != nil {
+		return fmt.Errorf("set times: %w", err)
+	}
+	return nil
+}
+
+// copySymlink copies a symlink as a symlink; its target is never looked at.
+func (c *copier) copySymlink(sdir, ddir int, name, rel string) error {
+	target, err := readlinkat(sdir, name)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINVAL) {
+			return ErrVanished
+		}
+		return fmt.Errorf("copy %s: readlink: %w", quote(rel), err)
+	}
+	st, err := lstatat(sdir, name)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return ErrVanished
+		}
+		return fmt.Errorf("copy %s: stat: %w", quote(rel), err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		return ErrVanished
+	}
+	if err := unix.Symlinkat(target, ddir, name); err != nil {
+		return fmt.Errorf("copy %s: symlink: %w", quote(rel), err)
+	}
+	return c.symlinkMeta(ddir, name, rel, st.Uid, st.Gid, st.Atim.Nano(), st.Mtim.Nano())
+}
+
+func (c *copier) symlinkMeta(ddir int, name, rel string, uid, gid uint32, atime, mtime int64) error {
+	if c.owners {
+		if err := unix.Fchownat(ddir, name, int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("copy %s: chown: %w", quote(rel), err)
+		}
+	}
+	if err := lutimesat(ddir, name, atime, mtime); err != nil {
+		return fmt.Errorf("copy %s: set times: %w", quote(rel), err)
+	}
+	return nil
+}
+
+// links gives every further name of a file its link to the first name.
+// If the first name vanished from the source, the next name is copied
+// in its place. It returns the names it linked.
+func (c *copier) links(members []Entry) ([]string, error) {
+	var done []string
+	firsts := make(map[string]string) // first name in the source → in the copy
+	for _, e := range members {
+		to, ok := firsts[e.Link]
+		if !ok {
+			to = e.Link
+			if c.vanished[to] {
+				to = ""
+			}
+		}
+		if to == "" {
+			if err := c.copyAlone(e); err != nil {
+				return done, err
+			}
+			if !c.vanished[e.Path] {
+				firsts[e.Link] = e.Path
+			}
+			continue
+		}
+		if err := c.link(to, e.Path); err != nil {
+			return done, err
+		}
+		done = append(done, e.Path)
+	}
+	return done, nil
+}
+
+func (c *copier) copyAlone(e Entry) error {
+	e.Link = ""
+	return c.copyGroup(context.Background(), []Entry{e})
+}
+
+func (c *copier) link(from, to string) error {
+	fdir, fname := splitPath(from)
+	tdir, tname := splitPath(to)
+	ffd, err := openDir(c.dst, fdir)
+	if err != nil {
+		return fmt.Errorf("copy %s: link: open %s: %w", quote(to), quote(fdir), err)
+	}
+	defer unix.Close(ffd)
+	tfd, err := openDir(c.dst, tdir)
+	if err != nil {
+		return fmt.Errorf("copy %s: link: open %s: %w", quote(to), quote(tdir), err)
+	}
+	defer unix.Close(tfd)
+	if err := unix.Linkat(ffd, fname, tfd, tname, 0); err != nil {
+		return fmt.Errorf("copy %s: link to %s: %w", quote(to), quote(from), err)
+	}
+	c.stats.HardLinks++
+	return nil
+}
+
+// finishDirs sets the metadata of folders, now that nothing more is
+// created in them, and fsyncs them. Deeper folders go first, so that a
+// parent that loses its write or search bit does so last.
+func (c *copier) finishDirs(ctx context.Context, dirs []Entry) error {
+	byDepth := make(map[int][]Entry)
+	maxDepth := 0
+	for _, e := range dirs {
+		d := 0
+		if e.Path != "." {
+			d = strings.Count(e.Path, "/") + 1
+		}
+		byDepth[d] = append(byDepth[d], e)
+		maxDepth = max(maxDepth, d)
+	}
+	for d := maxDepth; d >= 0; d-- {
+		j := newJobs(ctx, true)
+		for _, e := range byDepth[d] {
+			j.add(func() error { return c.finishDir(e) })
+		}
+		if err := j.run(c.opt.workers()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *copier) finishDir(e Entry) error {
+	fd, err := openDir(c.dst, e.Path)
+	if err != nil {
+		return fmt.Errorf("copy %s: open folder: %w", quote(e.Path), err)
+	}
+	defer unix.Close(fd)
+	if err := c.setMetaOf(fd, e.UID, e.GID, e.Mode, e.ATime, e.MTime); err != nil {
+		return fmt.Errorf("copy %s: %w", quote(e.Path), err)
+	}
+	if err := fsync(fd); err != nil {
+		return fmt.Errorf("copy %s: fsync: %w", quote(e.Path), err)
+	}
+	return nil
+}

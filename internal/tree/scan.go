@@ -1,0 +1,298 @@
+package tree
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/zeebo/xxh3"
+	"golang.org/x/sys/unix"
+)
+
+// ScanOptions says how to scan.
+type ScanOptions struct {
+	// Hash reads every file and fills in Entry.Hash.
+	Hash bool
+	// Workers is how many names are looked at (and files hashed) at once;
+	// 0 picks a default.
+	Workers int
+
+	hook func(event, rel string) // for tests: called before each step
+}
+
+// chunk is how many names of one folder one job looks at: a Maildir's cur
+// folder may hold tens of thousands.
+const chunk = 128
+
+// Scan walks the tree at root and returns what it holds. It never follows
+// a symlink and never leaves root, even if a folder is replaced by a
+// symlink while it walks. Names that vanish while it walks are listed in
+// Manifest.Vanished. Errors (a special file, a name that cannot be read)
+// name the path; the walk goes on and returns them all at the end, joined,
+// with a nil manifest.
+func Scan(ctx context.Context, root string, opt ScanOptions) (*Manifest, error) {
+	fd, err := openat(unix.AT_FDCWD, root, dirFlags, 0)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: open root: %w", root, err)
+	}
+	defer unix.Close(fd)
+	m, err := scanFD(ctx, fd, opt)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+type scanner struct {
+	root int
+	opt  ScanOptions
+	jobs *jobs
+
+	mu       sync.Mutex
+	entries  []Entry
+	vanished []string
+}
+
+func scanFD(ctx context.Context, root int, opt ScanOptions) (*Manifest, error) {
+	st, err := fstat(root)
+	if err != nil {
+		return nil, fmt.Errorf("scan .: %w", err)
+	}
+	s := &scanner{root: root, opt: opt, jobs: newJobs(ctx, false)}
+	s.entries = append(s.entries, entryOf(".", &st))
+	s.jobs.add(func() error { return s.list(".", st.Dev, st.Ino) })
+	workers := opt.Workers
+	if workers <= 0 {
+		workers = defaultWorkers()
+	}
+	if err := s.jobs.run(workers); err != nil {
+		return nil, err
+	}
+	m := &Manifest{Entries: s.entries, Hashed: opt.Hash, Vanished: s.vanished}
+	m.finish()
+	return m, nil
+}
+
+func (s *scanner) hook(event, rel string) {
+	if s.opt.hook != nil {
+		s.opt.hook(event, rel)
+	}
+}
+
+func (s *scanner) vanish(rel string) {
+	s.mu.Lock()
+	s.vanished = append(s.vanished, rel)
+	s.mu.Unlock()
+}
+
+// openSame opens the folder rel and checks that it is still the one that
+// was listed (dev, ino); ok is false if it has gone or been replaced.
+func (s *scanner) openSame(rel string, dev, ino uint64) (fd int, ok bool, err error) {
+	s.hook("open-dir", rel)
+	fd, err = openDir(s.root, rel)
+	if err != nil {
+		if gone(err) {
+			return -1, false, nil
+		}
+		return -1, false, fmt.Errorf("scan %s: open: %w", quote(rel), err)
+	}
+	st, err := fstat(fd)
+	if err != nil {
+		unix.Close(fd)
+		return -1, false, fmt.Errorf("scan %s: %w", quote(rel), err)
+	}
+	if st.Dev != dev || st.Ino != ino {
+		unix.Close(fd)
+		return -1, false, nil
+	}
+	return fd, true, nil
+}
+
+// list reads the names of a folder and queues jobs to look at them.
+func (s *scanner) list(rel string, dev, ino uint64) error {
+	fd, ok, err := s.openSame(rel, dev, ino)
+	if err != nil || !ok {
+		if err == nil && rel != "." {
+			s.vanish(rel)
+		}
+		return err
+	}
+	names, err := readNames(fd)
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("scan %s: read folder: %w", quote(rel), err)
+	}
+	for len(names) > 0 {
+		n := min(chunk, len(names))
+		part := names[:n:n]
+		names = names[n:]
+		s.jobs.add(func() error { return s.look(rel, dev, ino, part) })
+	}
+	return nil
+}
+
+// look stats (and hashes) some names of one folder.
+func (s *scanner) look(dir string, dev, ino uint64, names []string) error {
+	fd, ok, err := s.openSame(dir, dev, ino)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		for _, n := range names {
+			s.vanish(joinPath(dir, n))
+		}
+		return nil
+	}
+	defer unix.Close(fd)
+	out := make([]Entry, 0, len(names))
+	var lost []string
+	for _, name := range names {
+		if err := s.jobs.ctx.Err(); err != nil {
+			return err
+		}
+		rel := joinPath(dir, name)
+		e, err := s.lookOne(fd, name, rel)
+		switch {
+		case errors.Is(err, ErrVanished):
+			lost = append(lost, rel)
+		case err != nil:
+			s.jobs.fail(err)
+		default:
+			out = append(out, e)
+			if e.Kind == Dir {
+				s.jobs.add(func() error { return s.list(rel, e.dev, e.ino) })
+			}
+		}
+	}
+	s.mu.Lock()
+	s.entries = append(s.entries, out...)
+	s.vanished = append(s.vanished, lost...)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *scanner) lookOne(dirfd int, name, rel string) (Entry, error) {
+	s.hook("stat", rel)
+	st, err := lstatat(dirfd, name)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return Entry{}, ErrVanished
+		}
+		return Entry{}, fmt.Errorf("scan %s: stat: %w", quote(rel), err)
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return entryOf(rel, &st), nil
+	case unix.S_IFLNK:
+		target, err := readlinkat(dirfd, name)
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EINVAL) {
+				return Entry{}, ErrVanished // gone, or no longer a symlink
+			}
+			return Entry{}, fmt.Errorf("scan %s: readlink: %w", quote(rel), err)
+		}
+		e := entryOf(rel, &st)
+		e.Target = target
+		e.Size = int64(len(target))
+		return e, nil
+	case unix.S_IFREG:
+		if !s.opt.Hash {
+			return entryOf(rel, &st), nil
+		}
+		return s.hashOne(dirfd, name, rel, &st)
+	default:
+		return Entry{}, specialError("scan", rel, st.Mode)
+	}
+}
+
+// hashOne reads a file and returns its entry, its metadata taken from the
+// open file so that they belong to the contents that were hashed.
+func (s *scanner) hashOne(dirfd int, name, rel string, lst *unix.Stat_t) (Entry, error) {
+	s.hook("open", rel)
+	fd, err := openRead(dirfd, name)
+	if err != nil {
+		if gone(err) {
+			return Entry{}, ErrVanished
+		}
+		return Entry{}, fmt.Errorf("scan %s: open: %w", quote(rel), err)
+	}
+	defer unix.Close(fd)
+	st, err := fstat(fd)
+	if err != nil {
+		return Entry{}, fmt.Errorf("scan %s: %w", quote(rel), err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Dev != lst.Dev || st.Ino != lst.Ino {
+		return Entry{}, ErrVanished
+	}
+	h, err := hashFD(fd)
+	if err != nil {
+		return Entry{}, fmt.Errorf("scan %s: %w", quote(rel), err)
+	}
+	e := entryOf(rel, &st)
+	e.Hash = h
+	return e, nil
+}
+
+func hashFD(fd int) (Hash, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	h := xxh3.New128()
+	for {
+		var n int
+		err := ignoringEINTR(func() error {
+			var err error
+			n, err = unix.Read(fd, buf)
+			return err
+		})
+		if err != nil {
+			return Hash{}, fmt.Errorf("read: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		h.Write(buf[:n])
+	}
+	return h.Sum128().Bytes(), nil
+}
+
+func entryOf(rel string, st *unix.Stat_t) Entry {
+	e := Entry{
+		Path:  rel,
+		Mode:  st.Mode & 0o7777,
+		UID:   st.Uid,
+		GID:   st.Gid,
+		MTime: st.Mtim.Nano(),
+		ATime: st.Atim.Nano(),
+		dev:   st.Dev,
+		ino:   st.Ino,
+		nlink: uint64(st.Nlink),
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		e.Kind = Dir
+	case unix.S_IFREG:
+		e.Kind = File
+		e.Size = st.Size
+	case unix.S_IFLNK:
+		e.Kind = Symlink
+		e.Size = st.Size
+	}
+	return e
+}
+
+func specialError(op, rel string, mode uint32) error {
+	what := "special file"
+	switch mode & unix.S_IFMT {
+	case unix.S_IFIFO:
+		what = "named pipe"
+	case unix.S_IFSOCK:
+		what = "socket"
+	case unix.S_IFCHR:
+		what = "character device"
+	case unix.S_IFBLK:
+		what = "block device"
+	}
+	return fmt.Errorf("%s %s: %s: %w", op, quote(rel), what, ErrSpecial)
+}

@@ -1,0 +1,320 @@
+package tree
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Every walk goes through file descriptors: a folder is opened relative to
+// its parent's descriptor, one name at a time, with O_NOFOLLOW, so a symlink
+// put in place of a folder (or of a file) makes the open fail instead of
+// leading out of the tree.
+const (
+	dirFlags  = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	readFlags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
+)
+
+// ignoringEINTR retries a system call that a signal interrupted.
+func ignoringEINTR(f func() error) error {
+	for {
+		err := f()
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+func openat(dirfd int, name string, flags int, mode uint32) (int, error) {
+	var fd int
+	err := ignoringEINTR(func() error {
+		var err error
+		fd, err = unix.Openat(dirfd, name, flags, mode)
+		return err
+	})
+	return fd, err
+}
+
+// openRead opens a file for reading without following a symlink and,
+// where allowed, without touching its access time (O_NOATIME is refused
+// to anyone but the owner and root).
+func openRead(dirfd int, name string) (int, error) {
+	fd, err := openat(dirfd, name, readFlags|unix.O_NOATIME, 0)
+	if err == unix.EPERM {
+		fd, err = openat(dirfd, name, readFlags, 0)
+	}
+	return fd, err
+}
+
+func fstat(fd int) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	err := ignoringEINTR(func() error { return unix.Fstat(fd, &st) })
+	return st, err
+}
+
+func lstatat(dirfd int, name string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	err := ignoringEINTR(func() error {
+		return unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+	})
+	return st, err
+}
+
+func readlinkat(dirfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dirfd, name, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+	}
+}
+
+// readNames lists a folder: every name but "." and "..".
+func readNames(fd int) ([]string, error) {
+	buf := make([]byte, 32<<10)
+	var names []string
+	for {
+		var n int
+		err := ignoringEINTR(func() error {
+			var err error
+			n, err = unix.Getdents(fd, buf)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		for b := buf[:n]; len(b) > 0; {
+			var used int
+			used, _, names = unix.ParseDirent(b, -1, names)
+			b = b[used:]
+		}
+	}
+}
+
+// futimens sets the times of an open file: utimensat(fd, NULL, ...), the
+// form that x/sys does not wrap.
+func futimens(fd int, atime, mtime int64) error {
+	ts := [2]unix.Timespec{unix.NsecToTimespec(atime), unix.NsecToTimespec(mtime)}
+	return ignoringEINTR(func() error {
+		_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0,
+			uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+		if e != 0 {
+			return e
+		}
+		return nil
+	})
+}
+
+// lutimesat sets the times of a name without following it (symlinks).
+func lutimesat(dirfd int, name string, atime, mtime int64) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(atime), unix.NsecToTimespec(mtime)}
+	return unix.UtimesNanoAt(dirfd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+func fsync(fd int) error {
+	return ignoringEINTR(func() error { return unix.Fsync(fd) })
+}
+
+// splitPath returns the folder and the last name of a manifest path.
+func splitPath(rel string) (dir, name string) {
+	i := strings.LastIndexByte(rel, '/')
+	if i < 0 {
+		return ".", rel
+	}
+	return rel[:i], rel[i+1:]
+}
+
+func joinPath(dir, name string) string {
+	if dir == "." {
+		return name
+	}
+	return dir + "/" + name
+}
+
+// validPath reports whether rel is a clean relative manifest path: "." or
+// names joined by "/", none empty, "." or "..". Names may hold any other
+// byte but NUL.
+func validPath(rel string) bool {
+	if rel == "." {
+		return true
+	}
+	if rel == "" || strings.IndexByte(rel, 0) >= 0 {
+		return false
+	}
+	for c := range strings.SplitSeq(rel, "/") {
+		if c == "" || c == "." || c == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// openDir opens the folder rel below the folder root, one name at a time,
+// never following a symlink. The caller closes the result.
+func openDir(root int, rel string) (int, error) {
+	if !validPath(rel) {
+		return -1, fmt.Errorf("bad path %q", rel)
+	}
+	if rel == "." {
+		return unix.FcntlInt(uintptr(root), unix.F_DUPFD_CLOEXEC, 0)
+	}
+	fd := root
+	for c := range strings.SplitSeq(rel, "/") {
+		next, err := openat(fd, c, dirFlags, 0)
+		if fd != root {
+			unix.Close(fd)
+		}
+		if err != nil {
+			return -1, err
+		}
+		fd = next
+	}
+	return fd, nil
+}
+
+// gone reports whether an error from opening a name that was listed means
+// it is no longer there as it was: removed (ENOENT), or replaced by a
+// symlink (ELOOP from O_NOFOLLOW) or by something that is not a folder.
+func gone(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)
+}
+
+// removeAllAt removes name in the folder dirfd and, for a folder,
+// everything below it, without following symlinks.
+func removeAllAt(dirfd int, name string) error {
+	st, err := lstatat(dirfd, name)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return unix.Unlinkat(dirfd, name, 0)
+	}
+	fd, err := openat(dirfd, name, dirFlags, 0)
+	if err != nil {
+		return err
+	}
+	if st.Mode&0o700 != 0o700 {
+		// Without root, a folder needs u+rwx to be emptied.
+		if err := unix.Fchmod(fd, st.Mode&0o7777|0o700); err != nil {
+			unix.Close(fd)
+			return err
+		}
+	}
+	names, err := readNames(fd)
+	if err == nil {
+		for _, n := range names {
+			if err = removeAllAt(fd, n); err != nil {
+				break
+			}
+		}
+	}
+	unix.Close(fd)
+	if err != nil {
+		return err
+	}
+	return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
+}
+
+// copyContent copies src to dst from their current offsets to the end of
+// src: copy_file_range where the kernel and the file systems allow it
+// (the data then never enters user space, and reflinks where they can),
+// read and write otherwise.
+func copyContent(dst, src int, useCFR bool, progress func(int64)) (int64, error) {
+	var total int64
+	for useCFR {
+		n, err := unix.CopyFileRange(src, nil, dst, nil, 8<<20, 0)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == nil && n > 0:
+			total += int64(n)
+			progress(int64(n))
+			continue
+		case err == nil && total > 0:
+			return total, nil
+		case err == nil:
+			// 0 at the start: either an empty file, or a file system that
+			// reports 0 instead of refusing; read and write tell which.
+			useCFR = false
+		case errors.Is(err, unix.EXDEV), errors.Is(err, unix.ENOSYS),
+			errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.EINVAL),
+			errors.Is(err, unix.EPERM), errors.Is(err, unix.EBADF):
+			useCFR = false
+		default:
+			return total, err
+		}
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	for {
+		var n int
+		err := ignoringEINTR(func() error {
+			var err error
+			n, err = unix.Read(src, buf)
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("read: %w", err)
+		}
+		if n == 0 {
+			return total, nil
+		}
+		for b := buf[:n]; len(b) > 0; {
+			var w int
+			err := ignoringEINTR(func() error {
+				var err error
+				w, err = unix.Write(dst, b)
+				return err
+			})
+			if err != nil {
+				return total, err
+			}
+			b = b[w:]
+		}
+		total += int64(n)
+		progress(int64(n))
+	}
+}
+
+// bufPool holds the read buffers of the workers: memory stays at one
+// buffer per worker whatever the size of the files.
+var bufPool = sync.Pool{New: func() any {
+	b := make([]byte, 256<<10)
+	return &b
+}}
+
+// quote returns a path as is when it prints plainly, quoted (Go syntax,
+// byte-exact) when it holds control characters or bytes that are not
+// UTF-8, so that an error or a diff stays on one line and says exactly
+// which name it means.
+func quote(s string) string {
+	if !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	for _, r := range s {
+		if !strconv.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
