@@ -1,0 +1,33 @@
+// Package dovelog reads Dovecot's logs and turns them into sessions: who
+// was connected, over which service, from when to when.
+//
+// It knows the shapes Dovecot has written from 1.x to 2.4, in its own log
+// files (log_path, with the default or an ISO log_timestamp) and through
+// syslog (with or without a host name, with RFC 3339 stamps too):
+//
+//	imap-login: Login: user=<u>, method=PLAIN, rip=…, mpid=P, TLS, session=<S>
+//	imap-login: Info: Logged in: user=<u>, …                       (2.4)
+//	imap(u)<P><S>: Info: Logged out in=… out=…                      (2.3)
+//	imap(u): Info: Disconnected: Logged out in=… out=…              (2.2)
+//	IMAP(u): Disconnected: Logged out bytes=i/o                     (1.x)
+//	pop3(u): Disconnected: Logged out top=…, retr=…, del=…, size=…
+//	imap(u): Connection closed (IDLE running for …), Disconnected for inactivity
+//	master: Dovecot v2.3.21 starting up …                          (a restart)
+//	master: Error: service(imap): child P killed with signal 9      (P's sessions end)
+//
+// Words: a line is parsed into an Event of one Kind; a Pairer pairs
+// logins with ends into sessions and adds each user's sessions up: the
+// connect time is the length of the union of a user's sessions (three
+// parallel connections count once), clipped to a window. A source is one
+// host's log, its rotated files read oldest first; Scan parses each
+// source's blocks in parallel and merges the sources by time.
+//
+// Failed logins, delivery (lmtp, lda) and every other line are counted by
+// kind and never make a session. Dovecot 1.x's login "PID=" is the login
+// process's pid, not the mail process's, so it does not pair anything.
+//
+// Parsing and pairing are pure: they read only what they are given (the
+// year of a syslog date comes from an anchor the caller passes, the log
+// file's mtime). The package opens no file itself and leaves nothing
+// behind.
+package dovelog

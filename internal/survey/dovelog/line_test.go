@@ -1,0 +1,195 @@
+package dovelog
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseLineShapes(t *testing.T) {
+	ref := time.Date(2025, 6, 30, 0, 0, 0, 0, time.UTC)
+	type want struct {
+		kind    Kind
+		svc     Service
+		user    string
+		pid     int32
+		session string
+		host    string
+		time    string // RFC 3339, empty: do not check
+	}
+	for _, tc := range []struct {
+		name string
+		line string
+		want want
+	}{
+		{"2.3 login log_path", "Sep 13 00:03:15 imap-login: Info: Login: user=<info@example.com>, method=PLAIN, rip=203.0.113.207, lip=192.0.2.10, mpid=70157, TLS, session=<fzDAEldbr82XVI7P>",
+			want{Login, IMAP, "info@example.com", 70157, "fzDAEldbr82XVI7P", "", "2024-09-13T00:03:15Z"}},
+		{"2.3 logout with pid and session", "Sep 13 00:05:00 imap(info@example.com)<70157><fzDAEldbr82XVI7P>: Info: Logged out in=412 out=90210 deleted=0 expunged=0 trashed=0 hdr_count=0 hdr_bytes=0 body_count=0 body_bytes=0",
+			want{End, IMAP, "info@example.com", 70157, "fzDAEldbr82XVI7P", "", ""}},
+		{"2.3 Disconnected: Logged out", "Sep 13 00:05:00 imap(bob)<7><abc>: Info: Disconnected: Logged out in=1 out=2",
+			want{End, IMAP, "bob", 7, "abc", "", ""}},
+		{"2.3 inactivity", "Sep 13 00:05:00 imap(bob)<7><abc>: Info: Disconnected for inactivity in=1 out=2",
+			want{End, IMAP, "bob", 7, "abc", "", ""}},
+		{"2.3 pop3 logout", "Sep 13 00:05:00 pop3(bob)<8><xyz>: Info: Disconnected: Logged out top=0/0, retr=1/20, del=0/1, size=20",
+			want{End, POP3, "bob", 8, "xyz", "", ""}},
+		{"2.2 syslog logout", "Mar  3 10:11:12 mx dovecot: imap(carol): Disconnected: Logged out in=55 out=1200",
+			want{End, IMAP, "carol", 0, "", "mx", "2025-03-03T10:11:12Z"}},
+		{"2.2 syslog with pid", "Mar  3 10:11:12 mx dovecot[1234]: imap-login: Login: user=<carol>, method=PLAIN, rip=1.2.3.4, lip=5.6.7.8, mpid=4321, TLS",
+			want{Login, IMAP, "carol", 4321, "", "mx", ""}},
+		{"2.4 logged in", "2025-01-02 03:04:05 imap-login: Info: Logged in: user=<dave>, method=PLAIN, rip=::1, lip=::1, mpid=99, session=<s4>",
+			want{Login, IMAP, "dave", 99, "s4", "", "2025-01-02T03:04:05Z"}},
+		{"1.x login", "Apr  1 10:00:02 raptor dovecot: imap-login: Login: user=<admin>, PID=12151, method=PLAIN, rip=192.168.0.1, lip=10.0.0.1",
+			want{Login, IMAP, "admin", 0, "", "raptor", ""}},
+		{"1.x imap logout", "Apr  1 10:00:02 raptor dovecot: IMAP(trex): Disconnected: Logged out bytes=748/17264",
+			want{End, IMAP, "trex", 0, "", "raptor", ""}},
+		{"1.x idle", "Apr  1 10:00:09 raptor dovecot: IMAP(brachiosaurus): Disconnected in IDLE bytes=7467/14209865",
+			want{End, IMAP, "brachiosaurus", 0, "", "raptor", ""}},
+		{"1.x pop3", "Apr  1 10:00:02 raptor dovecot: POP3(root): Disconnected: Logged out top=0/0, retr=0/0, del=0/0, size=0",
+			want{End, POP3, "root", 0, "", "raptor", ""}},
+		{"1.x log file", "dovecot: Apr 01 10:00:02 Info: imap-login: Login: user=<x>, method=PLAIN, rip=::1, lip=::1, secured",
+			want{Login, IMAP, "x", 0, "", "", "2025-04-01T10:00:02Z"}},
+		{"idle connection closed", "May 19 10:15:05 mail01 dovecot: imap(alice): Connection closed (IDLE running for 0.001 + waiting input for 30.0 secs) in=123 out=456",
+			want{End, IMAP, "alice", 0, "", "mail01", ""}},
+		{"rfc3339", "2025-05-19T10:15:05.123456+02:00 mail01 dovecot[77]: imap-login: Login: user=<alice>, method=PLAIN, rip=10.0.0.5, lip=10.0.0.1, mpid=2345, TLS, session=<q>",
+			want{Login, IMAP, "alice", 2345, "q", "mail01", "2025-05-19T08:15:05.123456Z"}},
+		{"rfc3339 Z", "2025-05-19T10:15:05Z mail01 dovecot: imap(alice)<2345><q>: Logged out in=1 out=2",
+			want{End, IMAP, "alice", 2345, "q", "mail01", "2025-05-19T10:15:05Z"}},
+		{"syslog without host", "Sep 8 07:16:27 dovecot: imap(u): Logged out in=1 out=2",
+			want{End, IMAP, "u", 0, "", "", "2024-09-08T07:16:27Z"}},
+		{"mail process fatal ends it", "Sep 13 00:05:00 imap(bob)<7><abc>: Fatal: setgid(1000) failed",
+			want{End, IMAP, "bob", 7, "abc", "", ""}},
+		{"hibernate close", "Sep 13 00:05:00 imap-hibernate(bob)<7><abc>: Info: Connection closed in=1 out=2",
+			want{End, IMAP, "bob", 7, "abc", "", ""}},
+		{"restart 2.x", "Sep 13 00:05:00 master: Info: Dovecot v2.3.21 (47349e2482) starting up for imap, pop3, lmtp (core dumps disabled)",
+			want{Restart, NoService, "", 0, "", "", ""}},
+		{"restart 1.x syslog", "Apr  1 09:00:00 raptor dovecot: Dovecot v1.2.17 starting up (core dumps disabled)",
+			want{Restart, NoService, "", 0, "", "raptor", ""}},
+		{"stop", "Sep 13 00:05:00 master: Warning: Killed with signal 15 (by pid=1 uid=0 code=kill)",
+			want{Restart, NoService, "", 0, "", "", ""}},
+		{"child killed", "Sep 13 00:05:00 master: Error: service(imap): child 4321 killed with signal 9 (core dumps disabled)",
+			want{ChildGone, IMAP, "", 4321, "", "", ""}},
+		{"child error", "Sep 13 00:05:00 master: Error: service(pop3): child 42 returned error 89",
+			want{ChildGone, POP3, "", 42, "", "", ""}},
+		{"auth failed", "Sep 8 07:16:27 canyon dovecot[7508]: imap-login: Disconnected (auth failed, 1 attempts in 6 secs): user=<toto@toto.com>, method=PLAIN, rip=1.1.1.1, lip=7.7.7.7, TLS, session=<azdaDADSqqsvf-za>",
+			want{FailedLogin, NoService, "", 0, "", "canyon", ""}},
+		{"aborted login", "May 19 10:15:06 mail01 dovecot: imap-login: Aborted login (auth failed, 1 attempts): user=<admin>, rip=45.33.32.156",
+			want{FailedLogin, NoService, "", 0, "", "mail01", ""}},
+		{"no auth attempts", "Sep 13 00:12:45 pop3-login: Info: Disconnected: Connection closed (no auth attempts in 20 secs): user=<>, rip=203.0.113.149, lip=192.0.2.10, session=<7xW7NFdb8IIodxuV>",
+			want{FailedLogin, NoService, "", 0, "", "", ""}},
+		{"too many connections", "Apr  1 10:00:06 raptor dovecot: imap-login: Maximum number of connections from user+IP exceeded (mail_max_userip_connections): user=<oviraptor>, PID=12150, method=PLAIN, rip=10.0.0.18, lip=192.168.190.13, TLS",
+			want{FailedLogin, NoService, "", 0, "", "raptor", ""}},
+		{"lmtp", "May 19 10:15:07 mail01 dovecot: lmtp(2401): Error: msg id unknown: save failed to INBOX: No space left on device",
+			want{Delivery, NoService, "", 0, "", "mail01", ""}},
+		{"lmtp user", "Sep 13 00:05:00 lmtp(bob)<55><Xyz>: Info: msgid=<m@x>: saved mail to INBOX",
+			want{Delivery, NoService, "", 0, "", "", ""}},
+		{"lda", "Apr  1 10:00:03 raptor dovecot: lda(allosaurus): sieve: msgid=<1@raptor>: stored mail into mailbox 'INBOX'",
+			want{Delivery, NoService, "", 0, "", "raptor", ""}},
+		{"deliver as ident", "Apr  1 10:00:09 raptor deliver(apatosaurus): msgid=<m@s>: saved mail to INBOX",
+			want{Delivery, NoService, "", 0, "", "raptor", ""}},
+		{"submission login", "Sep 13 00:05:00 submission-login: Info: Login: user=<bob>, method=PLAIN, rip=1.2.3.4, lip=5.6.7.8, mpid=9, TLS, session=<k>",
+			want{OtherService, NoService, "bob", 9, "k", "", ""}},
+		{"auth noise", "May 19 10:15:03 mail01 dovecot: auth: passwd-file(eve,9.9.9.9): unknown user",
+			want{Noise, NoService, "", 0, "", "mail01", ""}},
+		{"imap error noise", "Sep 13 00:05:00 imap(bob)<7><abc>: Error: Mailbox INBOX: UID=5: read() failed",
+			want{Noise, NoService, "", 0, "", "", ""}},
+		{"proxy noise", "Sep 13 00:05:00 imap-login: Info: proxy(bob): started proxying to 10.1.1.1:143: OK",
+			want{Noise, NoService, "", 0, "", "", ""}},
+		{"postfix", "Sep 13 00:05:00 mx postfix/smtpd[123]: connect from unknown[1.2.3.4]",
+			want{Foreign, NoService, "", 0, "", "mx", ""}},
+		{"garbage", "this is not a log line", want{Malformed, NoService, "", 0, "", "", ""}},
+		{"login without user", "Sep 13 00:05:00 imap-login: Login: method=PLAIN", want{Malformed, NoService, "", 0, "", "", ""}},
+		{"blank", "", want{Noise, NoService, "", 0, "", "", ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := NewParser(time.UTC, ref)
+			var ev Event
+			p.Parse([]byte(tc.line), &ev)
+			w := tc.want
+			if ev.Kind != w.kind || ev.Service != w.svc || string(ev.User) != w.user || ev.PID != w.pid ||
+				string(ev.Session) != w.session || string(ev.Host) != w.host {
+				t.Errorf("got kind=%s svc=%s user=%q pid=%d session=%q host=%q (reason %q)\nwant kind=%s svc=%s user=%q pid=%d session=%q host=%q",
+					ev.Kind, ev.Service, ev.User, ev.PID, ev.Session, ev.Host, ev.Reason, w.kind, w.svc, w.user, w.pid, w.session, w.host)
+			}
+			if w.time != "" {
+				got := time.Unix(0, ev.Time).UTC().Format(time.RFC3339Nano)
+				if got != w.time {
+					t.Errorf("time %s, want %s", got, w.time)
+				}
+			}
+		})
+	}
+}
+
+func TestYearInference(t *testing.T) {
+	// A log read on Jan 2 2026 that began in December 2025.
+	p := NewParser(time.UTC, time.Date(2026, 1, 2, 8, 0, 0, 0, time.UTC))
+	for _, tc := range []struct{ line, want string }{
+		{"Dec 30 23:59:58 imap(a): Logged out", "2025-12-30T23:59:58Z"},
+		{"Dec 31 23:59:59 imap(a): Logged out", "2025-12-31T23:59:59Z"},
+		{"Jan  1 00:00:01 imap(a): Logged out", "2026-01-01T00:00:01Z"},
+		{"Jan  2 09:00:00 imap(a): Logged out", "2026-01-02T09:00:00Z"}, // a little after the mtime
+		{"Feb 29 10:00:00 imap(a): Logged out", "2024-02-29T10:00:00Z"}, // the last leap year
+	} {
+		var ev Event
+		p.Parse([]byte(tc.line), &ev)
+		if got := time.Unix(0, ev.Time).UTC().Format(time.RFC3339); got != tc.want {
+			t.Errorf("%q: %s, want %s", tc.line, got, tc.want)
+		}
+	}
+}
+
+func TestLocalTimeZone(t *testing.T) {
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Skip("no zone data:", err) // the zone file, not the code, is missing
+	}
+	p := NewParser(loc, time.Date(2025, 12, 31, 0, 0, 0, 0, loc))
+	for _, tc := range []struct{ line, want string }{
+		{"Jul  1 12:00:00 imap(a): Logged out", "2025-07-01T10:00:00Z"},
+		{"Jan  1 12:00:00 imap(a): Logged out", "2025-01-01T11:00:00Z"},
+		{"2025-07-01 12:00:00 imap(a): Logged out", "2025-07-01T10:00:00Z"},
+	} {
+		var ev Event
+		p.Parse([]byte(tc.line), &ev)
+		if got := time.Unix(0, ev.Time).UTC().Format(time.RFC3339); got != tc.want {
+			t.Errorf("%q: %s, want %s", tc.line, got, tc.want)
+		}
+	}
+}
+
+func FuzzParseLine(f *testing.F) {
+	for _, s := range []string{
+		"Sep 13 00:03:15 imap-login: Info: Login: user=<info@example.com>, method=PLAIN, mpid=70157, TLS, session=<fzDAEldbr82XVI7P>",
+		"Sep 13 00:05:00 imap(bob)<7><abc>: Info: Logged out in=1 out=2",
+		"Apr  1 10:00:02 raptor dovecot: IMAP(trex): Disconnected: Logged out bytes=748/17264",
+		"2025-05-19T10:15:05.123+02:00 mail01 dovecot[77]: imap-login: Login: user=<a>, session=<q>",
+		"dovecot: Apr 01 10:00:02 Info: imap-login: Login: user=<x>, method=PLAIN",
+		"Sep 13 00:05:00 master: Error: service(imap): child 4321 killed with signal 9",
+		"Apr  1 09:00:00 raptor dovecot: Dovecot v1.2.17 starting up",
+		"2025-01-02 03:04:05 imap-login: Info: Logged in: user=<dave>, mpid=99",
+		"Sep 13 00:05:00 imap(bob)<7<: x",
+		"",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		p := NewParser(time.UTC, time.Date(2025, 6, 30, 0, 0, 0, 0, time.UTC))
+		var ev Event
+		p.Parse(line, &ev)
+		if ev.Kind >= NumKinds {
+			t.Fatalf("kind %d", ev.Kind)
+		}
+		if (ev.Kind == Login || ev.Kind == End) && (len(ev.User) == 0 || ev.Service == NoService) {
+			t.Fatalf("%s without user or service: %q", ev.Kind, line)
+		}
+		if ev.Kind == Malformed && ev.Reason == "" {
+			t.Fatalf("malformed without a reason: %q", line)
+		}
+		// A parsed login or end must be usable by the pairer.
+		pr := NewPairer(PairOptions{})
+		pr.Add(0, &ev)
+		pr.EndSource(0)
+		if pr.Open() != 0 {
+			t.Fatal("sessions left open after EndSource")
+		}
+	})
+}

@@ -1,0 +1,252 @@
+package dovelog
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func textFile(name, text string) File {
+	return File{Name: name, Ref: goldenRef, Open: func() (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader(text)), nil
+	}}
+}
+
+type userWant struct {
+	connect  int64
+	sessions int64
+	last     string
+}
+
+func scanTexts(t *testing.T, opt PairOptions, streams ...[]File) (map[string]Totals, Stats, []Session) {
+	t.Helper()
+	var ss []Session
+	opt.OnSession = func(s Session) { ss = append(ss, s) }
+	pr := NewPairer(opt)
+	var st []Stream
+	for _, files := range streams {
+		st = append(st, Stream{Name: files[0].Name, Files: files})
+	}
+	if _, err := Scan(context.Background(), st, pr, ScanOptions{Loc: time.UTC, Workers: 2, BlockSize: 128}); err != nil {
+		t.Fatal(err)
+	}
+	if pr.Open() != 0 {
+		t.Fatalf("%d sessions left open", pr.Open())
+	}
+	return pr.Totals(), pr.Stats(), ss
+}
+
+func checkUsers(t *testing.T, got map[string]Totals, want map[string]userWant) {
+	t.Helper()
+	for name, w := range want {
+		g := got[name]
+		last := ""
+		if !g.LastLogin.IsZero() {
+			last = g.LastLogin.Format("15:04:05")
+		}
+		if int64(g.Connect/time.Second) != w.connect || g.Sessions != w.sessions || last != w.last {
+			t.Errorf("%s: connect_s=%d sessions=%d last=%s, want connect_s=%d sessions=%d last=%s",
+				name, int64(g.Connect/time.Second), g.Sessions, last, w.connect, w.sessions, w.last)
+		}
+	}
+}
+
+func TestPairing(t *testing.T) {
+	login := func(ts, user, extra string) string {
+		return "Sep 13 " + ts + " imap-login: Info: Login: user=<" + user + ">, method=PLAIN, rip=1.2.3.4, lip=5.6.7.8" + extra + "\n"
+	}
+	for _, tc := range []struct {
+		name  string
+		opt   PairOptions
+		texts [][]string // streams of files
+		want  map[string]userWant
+		stats func(Stats) string
+	}{
+		{
+			name: "three parallel connections count once",
+			texts: [][]string{{
+				login("10:00:00", "a", ", mpid=1, TLS, session=<s1>") +
+					login("10:00:10", "a", ", mpid=2, TLS, session=<s2>") +
+					login("10:00:20", "a", ", mpid=3, TLS, session=<s3>") +
+					"Sep 13 10:00:50 imap(a)<2><s2>: Info: Logged out in=1 out=2\n" +
+					"Sep 13 10:01:40 imap(a)<1><s1>: Info: Logged out in=1 out=2\n" +
+					"Sep 13 10:03:20 imap(a)<3><s3>: Info: Disconnected for inactivity in=1 out=2\n",
+			}},
+			want: map[string]userWant{"a": {200, 3, "10:00:20"}},
+		},
+		{
+			name: "two busy periods add up",
+			texts: [][]string{{
+				login("10:00:00", "a", ", mpid=1, session=<s1>") +
+					"Sep 13 10:01:00 imap(a)<1><s1>: Logged out\n" +
+					login("11:00:00", "a", ", mpid=1, session=<s2>") +
+					"Sep 13 11:00:30 imap(a)<1><s2>: Logged out\n",
+			}},
+			want: map[string]userWant{"a": {90, 2, "11:00:00"}},
+		},
+		{
+			name: "pid pairs when sessions are not logged",
+			texts: [][]string{{
+				login("10:00:00", "a", ", mpid=11") +
+					login("10:00:05", "a", ", mpid=22") +
+					"Sep 13 10:00:10 imap(a)<22><>: Logged out\n" + // the second, by pid
+					"Sep 13 10:01:00 imap(a)<11><>: Logged out\n",
+			}},
+			want: map[string]userWant{"a": {60, 2, "10:00:05"}},
+		},
+		{
+			name: "first in first out per user and service",
+			texts: [][]string{{
+				login("10:00:00", "a", "") +
+					"Sep 13 10:00:01 pop3-login: Login: user=<a>, method=PLAIN\n" +
+					login("10:00:02", "a", "") +
+					"Sep 13 10:00:03 pop3(a): Disconnected: Logged out top=0/0, retr=0/0, del=0/0, size=0\n" +
+					"Sep 13 10:00:10 imap(a): Logged out in=1 out=1\n" + // closes the 10:00:00 one
+					"Sep 13 10:00:20 imap(a): Logged out in=1 out=1\n",
+			}},
+			want: map[string]userWant{"a": {20, 3, "10:00:02"}},
+		},
+		{
+			name: "a restart closes only its host's sessions",
+			texts: [][]string{{
+				"Sep 13 10:00:00 h1 dovecot: imap-login: Login: user=<a>, mpid=1, session=<x>\n" +
+					"Sep 13 10:00:00 h2 dovecot: imap-login: Login: user=<b>, mpid=1, session=<x>\n" +
+					"Sep 13 10:00:30 h1 dovecot: master: Dovecot v2.3.21 starting up for imap\n" +
+					"Sep 13 10:01:00 h2 dovecot: imap(b)<1><x>: Logged out\n" +
+					"Sep 13 10:01:30 h1 dovecot: imap(a)<1><x>: Logged out\n", // after the restart: nothing open
+			}},
+			want: map[string]userWant{"a": {30, 1, "10:00:00"}, "b": {60, 1, "10:00:00"}},
+			stats: func(s Stats) string {
+				return check(s.Closed[ClosedByRestart] == 1 && s.Unmatched == 1, "one restart close, one unmatched end")
+			},
+		},
+		{
+			name: "a dead mail process ends its sessions",
+			texts: [][]string{{
+				login("10:00:00", "a", ", mpid=77, session=<p>") +
+					"Sep 13 10:00:40 master: Error: service(imap): child 77 killed with signal 9\n" +
+					"Sep 13 10:09:00 imap(z): Logged out\n",
+			}},
+			want: map[string]userWant{"a": {40, 1, "10:00:00"}},
+		},
+		{
+			name: "open sessions end at the last line",
+			texts: [][]string{{
+				login("10:00:00", "a", ", mpid=1, session=<p>") +
+					"Sep 13 10:05:00 auth: Info: something\n",
+			}},
+			want: map[string]userWant{"a": {300, 1, "10:00:00"}},
+		},
+		{
+			name: "failed logins never count",
+			texts: [][]string{{
+				"Sep 13 10:00:00 imap-login: Info: Disconnected: Aborted login (auth failed, 1 attempts in 4 secs): user=<a>, method=PLAIN, session=<f1>\n" +
+					"Sep 13 10:00:00 imap-login: Disconnected (auth failed, 1 attempts in 6 secs): user=<a>, method=PLAIN, TLS, session=<f2>\n" +
+					"Sep 13 10:09:00 imap(z): Logged out\n",
+			}},
+			want: map[string]userWant{"a": {0, 0, ""}},
+		},
+		{
+			name: "window clips sessions",
+			opt: PairOptions{Since: time.Date(2025, 9, 13, 10, 0, 30, 0, time.UTC),
+				Until: time.Date(2025, 9, 13, 10, 2, 0, 0, time.UTC)},
+			texts: [][]string{{
+				login("10:00:00", "a", ", mpid=1, session=<1>") + // 10:00:30–10:01:00 inside
+					"Sep 13 10:01:00 imap(a)<1><1>: Logged out\n" +
+					login("10:00:00", "b", ", mpid=2, session=<2>") + // ends before the window
+					"Sep 13 10:00:10 imap(b)<2><2>: Logged out\n" +
+					login("10:01:30", "c", ", mpid=3, session=<3>") + // 10:01:30–10:02:00 inside
+					"Sep 13 10:05:00 imap(c)<3><3>: Logged out\n" +
+					login("10:03:00", "d", ", mpid=4, session=<4>") + // after the window
+					"Sep 13 10:04:00 imap(d)<4><4>: Logged out\n",
+			}},
+			want: map[string]userWant{"a": {30, 1, "10:00:00"}, "b": {0, 0, ""}, "c": {30, 1, "10:01:30"}, "d": {0, 0, ""}},
+		},
+		{
+			name: "rotated files carry open sessions over",
+			texts: [][]string{{
+				login("10:00:00", "a", ", mpid=1, session=<r>"),
+				"Sep 13 10:10:00 imap(a)<1><r>: Logged out\n",
+			}},
+			want: map[string]userWant{"a": {600, 1, "10:00:00"}},
+		},
+		{
+			name: "two hosts' logs merge by time into one union",
+			texts: [][]string{
+				{login("10:00:00", "a", ", mpid=1, session=<h1>") + "Sep 13 10:02:00 imap(a)<1><h1>: Logged out\n"},
+				{login("10:01:00", "a", ", mpid=1, session=<h2>") + "Sep 13 10:03:00 imap(a)<1><h2>: Logged out\n"},
+			},
+			want: map[string]userWant{"a": {180, 2, "10:01:00"}},
+		},
+		{
+			name: "same session id on two hosts are two sessions",
+			texts: [][]string{
+				{login("10:00:00", "a", ", mpid=1, session=<same>") + "Sep 13 10:01:00 imap(a)<1><same>: Logged out\n"},
+				{login("10:00:30", "a", ", mpid=1, session=<same>") + "Sep 13 10:05:00 imap(a)<1><same>: Logged out\n"},
+			},
+			want: map[string]userWant{"a": {300, 2, "10:00:30"}},
+		},
+		{
+			name: "user names normalised",
+			opt: PairOptions{Normalize: func(s string) (string, bool) {
+				s = strings.TrimSuffix(s, "@example.edu")
+				return s, s == "alice"
+			}},
+			texts: [][]string{{
+				login("10:00:00", "alice@example.edu", ", mpid=1, session=<1>") +
+					login("10:00:30", "alice", ", mpid=2, session=<2>") +
+					"Sep 13 10:01:00 imap(alice@example.edu)<1><1>: Logged out\n" +
+					"Sep 13 10:02:00 imap(alice)<2><2>: Logged out\n",
+			}},
+			want: map[string]userWant{"alice": {120, 2, "10:00:30"}},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var streams [][]File
+			for i, files := range tc.texts {
+				var fs []File
+				for j, text := range files {
+					fs = append(fs, textFile(string(rune('a'+i))+string(rune('0'+j)), text))
+				}
+				streams = append(streams, fs)
+			}
+			got, st, _ := scanTexts(t, tc.opt, streams...)
+			checkUsers(t, got, tc.want)
+			if tc.stats != nil {
+				if msg := tc.stats(st); msg != "" {
+					t.Errorf("stats %+v: want %s", st, msg)
+				}
+			}
+		})
+	}
+}
+
+func check(ok bool, msg string) string {
+	if ok {
+		return ""
+	}
+	return msg
+}
+
+func TestUnreadableFileIsAnError(t *testing.T) {
+	pr := NewPairer(PairOptions{})
+	bad := File{Name: "/var/log/dovecot.log.1", Open: func() (io.ReadCloser, error) { return nil, io.ErrUnexpectedEOF }}
+	_, err := Scan(context.Background(), []Stream{{Name: "x", Files: []File{bad}}}, pr, ScanOptions{})
+	if err == nil || !strings.Contains(err.Error(), "/var/log/dovecot.log.1") {
+		t.Fatalf("err = %v, want one naming the file", err)
+	}
+}
+
+func TestMalformedNamedByFileAndLine(t *testing.T) {
+	text := "Sep 13 10:00:00 imap(a): Logged out\ngarbage\nSep 13 10:00:00 imap(a): Logged out\nmore garbage\n"
+	pr := NewPairer(PairOptions{})
+	rep, err := Scan(context.Background(), []Stream{{Name: "x", Files: []File{textFile("one.log", text)}}}, pr, ScanOptions{BlockSize: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ByKind[Malformed] != 2 || len(rep.Malformed) != 2 || rep.Malformed[0].Line != 2 || rep.Malformed[1].Line != 4 || rep.Malformed[1].File != "one.log" {
+		t.Fatalf("malformed = %d %v", rep.ByKind[Malformed], rep.Malformed)
+	}
+}

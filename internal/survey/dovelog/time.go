@@ -1,0 +1,209 @@
+package dovelog
+
+import "time"
+
+var monthIndex = func() map[string]int {
+	m := map[string]int{}
+	for i, s := range []string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"} {
+		m[s] = i + 1
+	}
+	return m
+}()
+
+// parseTime reads the timestamp at the start of b and returns it in Unix
+// nanoseconds with the number of bytes it took. Accepted:
+//
+//	2024-01-02T03:04:05.123+01:00   RFC 3339 (rsyslog, journald)
+//	2024-01-02 03:04:05             log_timestamp = "%Y-%m-%d %H:%M:%S "
+//	Jan  2 03:04:05, Jan 02 03:04:05, Jan 2 03:04:05   syslog, Dovecot's default
+//
+// Times without a zone are wall clock in the parser's location.
+func (p *Parser) parseTime(b []byte) (int64, int, bool) {
+	if len(b) < 14 {
+		return 0, 0, false
+	}
+	if isDigit(b[0]) {
+		return p.parseISO(b)
+	}
+	mon, ok := monthIndex[string(b[:3])]
+	if !ok || b[3] != ' ' {
+		return 0, 0, false
+	}
+	i := 4
+	if b[i] == ' ' {
+		i++
+	}
+	day := 0
+	for i < len(b) && isDigit(b[i]) && day < 100 {
+		day = day*10 + int(b[i]-'0')
+		i++
+	}
+	if day < 1 || day > 31 || i >= len(b) || b[i] != ' ' {
+		return 0, 0, false
+	}
+	i++
+	h, m, s, n, ok := clock(b[i:])
+	if !ok {
+		return 0, 0, false
+	}
+	i += n
+	frac, n := fraction(b[i:])
+	i += n
+	year := p.yearOf(mon, day)
+	return p.local(year, mon, day, h, m, s)*1e9 + frac, i, true
+}
+
+func (p *Parser) parseISO(b []byte) (int64, int, bool) {
+	if len(b) < 19 || b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != ' ') {
+		return 0, 0, false
+	}
+	y, ok1 := digits(b[0:4])
+	mo, ok2 := digits(b[5:7])
+	d, ok3 := digits(b[8:10])
+	if !ok1 || !ok2 || !ok3 || mo < 1 || mo > 12 || d < 1 || d > 31 {
+		return 0, 0, false
+	}
+	h, m, s, n, ok := clock(b[11:])
+	if !ok {
+		return 0, 0, false
+	}
+	i := 11 + n
+	frac, n := fraction(b[i:])
+	i += n
+	// zone
+	if i < len(b) {
+		switch c := b[i]; {
+		case c == 'Z':
+			return civil(y, mo, d, h, m, s)*1e9 + frac, i + 1, true
+		case c == '+' || c == '-':
+			z := b[i+1:]
+			var zh, zm int
+			var ok bool
+			switch {
+			case len(z) >= 5 && z[2] == ':':
+				zh, ok = digits(z[0:2])
+				if ok {
+					zm, ok = digits(z[3:5])
+				}
+				n = 6
+			case len(z) >= 4:
+				zh, ok = digits(z[0:2])
+				if ok {
+					zm, ok = digits(z[2:4])
+				}
+				n = 5
+			}
+			if !ok {
+				return 0, 0, false
+			}
+			off := int64(zh*3600 + zm*60)
+			if c == '-' {
+				off = -off
+			}
+			return (civil(y, mo, d, h, m, s)-off)*1e9 + frac, i + n, true
+		}
+	}
+	return p.local(y, mo, d, h, m, s)*1e9 + frac, i, true
+}
+
+// clock reads HH:MM:SS.
+func clock(b []byte) (h, m, s, n int, ok bool) {
+	if len(b) < 8 || b[2] != ':' || b[5] != ':' {
+		return 0, 0, 0, 0, false
+	}
+	h, ok1 := digits(b[0:2])
+	m, ok2 := digits(b[3:5])
+	s, ok3 := digits(b[6:8])
+	if !ok1 || !ok2 || !ok3 || h > 23 || m > 59 || s > 60 {
+		return 0, 0, 0, 0, false
+	}
+	return h, m, s, 8, true
+}
+
+// fraction reads ".123456" as nanoseconds.
+func fraction(b []byte) (int64, int) {
+	if len(b) < 2 || (b[0] != '.' && b[0] != ',') || !isDigit(b[1]) {
+		return 0, 0
+	}
+	var ns int64
+	i, scale := 1, int64(1e8)
+	for i < len(b) && isDigit(b[i]) {
+		if scale > 0 {
+			ns += int64(b[i]-'0') * scale
+			scale /= 10
+		}
+		i++
+	}
+	return ns, i
+}
+
+func digits(b []byte) (int, bool) {
+	n := 0
+	for _, c := range b {
+		if !isDigit(c) {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// yearOf picks the year of a date that has none: the anchor's year, or the
+// year before when that would put the date more than two days after the
+// anchor (a log that runs from December into January, read in January).
+func (p *Parser) yearOf(mon, day int) int {
+	key := mon*32 + day
+	if key == p.ymKey {
+		return p.ymYear
+	}
+	y := p.ref.Year()
+	limit := p.ref.Unix() + 2*86400
+	for try := 0; try < 8; try++ {
+		if mon == 2 && day == 29 && !leap(y) {
+			y--
+			continue
+		}
+		if civil(y, mon, day, 0, 0, 0)-14*3600 > limit { // -14h: any zone
+			y--
+			continue
+		}
+		break
+	}
+	p.ymKey, p.ymYear = key, y
+	return y
+}
+
+func leap(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
+
+// local converts wall clock time in the parser's location to Unix seconds.
+func (p *Parser) local(y, mo, d, h, m, s int) int64 {
+	if p.loc == time.UTC {
+		return civil(y, mo, d, h, m, s)
+	}
+	key := ((int64(y)*13+int64(mo))*32+int64(d))*24 + int64(h)
+	if key != p.hourKey || p.hourUnix == 0 {
+		p.hourKey = key
+		p.hourUnix = time.Date(y, time.Month(mo), d, h, 0, 0, 0, p.loc).Unix()
+	}
+	return p.hourUnix + int64(m*60+s)
+}
+
+// civil is Unix seconds of a UTC date and time (days from civil, Howard
+// Hinnant's algorithm).
+func civil(y, mo, d, h, m, s int) int64 {
+	if mo <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 && y%400 != 0 {
+		era = (y - 399) / 400
+	}
+	yoe := y - era*400
+	mp := (mo + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	days := int64(era)*146097 + int64(doe) - 719468
+	return days*86400 + int64(h*3600+m*60+s)
+}
