@@ -106,6 +106,9 @@ The config is --config FILE, else $MAILDIST_CONFIG, else ./maildist.toml.`,
 
 	root.AddCommand(
 		newVersionCommand(g),
+		newMoveCommand(g),
+		newDoneCommand(g),
+		newRecoverCommand(g),
 	)
 	return root
 }

@@ -1,0 +1,766 @@
+package move
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/maildist/maildist/internal/activity"
+	"github.com/maildist/maildist/internal/cluster"
+	"github.com/maildist/maildist/internal/delivery"
+	"github.com/maildist/maildist/internal/directory"
+	"github.com/maildist/maildist/internal/fsutil"
+	"github.com/maildist/maildist/internal/host"
+	"github.com/maildist/maildist/internal/runstate"
+	"github.com/maildist/maildist/internal/tree"
+)
+
+// Reasons a move did not happen. The set is small and fixed so that
+// failures can be counted.
+const (
+	ReasonActive           = "active"            // a live session (or the check could not tell)
+	ReasonMissingHome      = "missing-home"      // the home does not exist or is not a folder
+	ReasonDestExists       = "dest-exists"       // the destination home exists already
+	ReasonNoSpace          = "no-space"          // not enough room on the destination
+	ReasonCopyFailed       = "copy-failed"       // the copy failed
+	ReasonVerifyFailed     = "verify-failed"     // the copy kept differing from the source
+	ReasonDirectoryChanged = "directory-changed" // the entry is not what the move expected
+	ReasonBusy             = "busy"              // files stayed open under the held home
+	ReasonBadUser          = "bad-user"          // not a plain user name
+	ReasonUnknownUser      = "unknown-user"      // not in the directory
+	ReasonUnknownHost      = "unknown-host"      // no such host, or the home is on none
+	ReasonSameHost         = "same-host"         // the user is on that host already
+	ReasonDestDraining     = "dest-draining"     // the destination is being emptied
+	ReasonInProgress       = "in-progress"       // another move of the user is under way or unfinished
+	ReasonHoldFailed       = "hold-failed"       // delivery could not be held
+	ReasonUnsafeHold       = "unsafe-hold"       // the hold would not hold
+	ReasonInterrupted      = "interrupted"       // stopped by a signal or a crash
+	ReasonError            = "error"             // anything else
+)
+
+// Retryable reports whether a move refused or failed for reason may
+// succeed if tried again later.
+func Retryable(reason string) bool {
+	switch reason {
+	case ReasonActive, ReasonBusy, ReasonInProgress, ReasonInterrupted, ReasonHoldFailed, ReasonError:
+		return true
+	}
+	return false
+}
+
+// Outcomes of a move.
+const (
+	OutcomeMoved   = "moved"   // the user lives on the new host
+	OutcomeRefused = "refused" // the check said no; nothing was changed
+	OutcomeFailed  = "failed"  // a step failed and the move was undone
+	OutcomeStuck   = "stuck"   // it could not be finished or undone now; recover will
+)
+
+// Activity tells whether a user has live sessions on some hosts.
+type Activity interface {
+	Active(ctx context.Context, user string, uid int, hosts []string) ([]activity.Session, error)
+}
+
+// Engine moves users. Its fields are set once; Move may be called from
+// several goroutines for different users.
+type Engine struct {
+	Cluster   *cluster.Cluster
+	Directory directory.Directory
+	Host      func(name string) (host.Host, error)
+	Copier    host.Copier
+	Hold      delivery.Hold
+	// HoldKinds returns a hold of another kind, for recovering a move
+	// made before the config changed its hold.
+	HoldKinds  func(kind string) (delivery.Hold, error)
+	Activity   Activity
+	Stub       bool   // leave a .forward stub on the old host
+	Marker     bool   // set the directory's hold marker while held
+	JournalDir string // journals of this batch
+	LockDir    string // per-user locks, shared by every batch
+	Settle     time.Duration
+	Margin     int64 // free space kept on a destination beyond the mailbox
+	Batch      string
+	Runner     string
+
+	// Events, if set, is told of every step taken.
+	Events func(runstate.Event)
+
+	// Hook, if set, is called after a step's record is durable and before
+	// the step is taken. An error fails the step. Tests use it to crash or
+	// to inject faults at a given step.
+	Hook func(user string, s Step) error
+}
+
+// Request asks for one move.
+type Request struct {
+	User  string
+	To    string
+	From  string // if set, the user must be on this host now
+	Force bool   // skip the live-session check
+	Local bool   // check only the source host for live sessions
+}
+
+// Result tells what became of a move.
+type Result struct {
+	User    string
+	From    string
+	To      string
+	Outcome string
+	Reason  string
+	Err     error
+	Bytes   int64
+	Held    time.Duration
+	Journal string
+}
+
+func (r Result) String() string {
+	s := fmt.Sprintf("%s %s → %s: %s", r.User, r.From, r.To, r.Outcome)
+	if r.Reason != "" {
+		s += " (" + r.Reason + ")"
+	}
+	if r.Err != nil {
+		s += ": " + r.Err.Error()
+	}
+	return s
+}
+
+func newID() string {
+	var b [3]byte
+	rand.Read(b[:])
+	return time.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+const (
+	stagingDir = ".maildist-staging"
+	trashDir   = ".maildist-trash"
+)
+
+// Move carries out one move and returns its result. It never returns
+// without a result: errors are in Result.Err with a Reason.
+func (e *Engine) Move(ctx context.Context, req Request) Result {
+	res := Result{User: req.User, To: req.To, From: req.From}
+	refuse := func(reason string, err error) Result {
+		res.Outcome, res.Reason, res.Err = OutcomeRefused, reason, err
+		e.emit(res, StepCheck, "refused", reason, err)
+		return res
+	}
+	if err := cluster.CheckUser(req.User); err != nil {
+		return refuse(ReasonBadUser, err)
+	}
+	to, ok := e.Cluster.Host(req.To)
+	if !ok {
+		return refuse(ReasonUnknownHost, fmt.Errorf("no host named %q in the config", req.To))
+	}
+	if to.Drain {
+		return refuse(ReasonDestDraining, fmt.Errorf("host %s is being drained", to.Name))
+	}
+
+	lock, err := e.lockUser(req.User)
+	if err != nil {
+		return refuse(ReasonInProgress, err)
+	}
+	defer lock.Unlock()
+	if j := e.openJournalOf(req.User); j != "" {
+		return refuse(ReasonInProgress, fmt.Errorf("an earlier move of %s did not finish (%s); run `maildist recover`", req.User, j))
+	}
+
+	ent, err := e.Directory.Lookup(ctx, req.User)
+	if errors.Is(err, directory.ErrNotFound) {
+		return refuse(ReasonUnknownUser, err)
+	}
+	if err != nil {
+		return refuse(ReasonError, err)
+	}
+	from, ok := e.Cluster.HostOf(ent.Home)
+	if !ok {
+		return refuse(ReasonUnknownHost, fmt.Errorf("home %s of %s is under no host's root", ent.Home, req.User))
+	}
+	if req.From != "" && req.From != from.Name {
+		return refuse(ReasonDirectoryChanged, fmt.Errorf("%s is on %s now, not %s", req.User, from.Name, req.From))
+	}
+	res.From = from.Name
+	if from.Name == to.Name {
+		return refuse(ReasonSameHost, fmt.Errorf("%s is on %s already", req.User, to.Name))
+	}
+	src, err := e.Host(from.Name)
+	if err != nil {
+		return refuse(ReasonUnknownHost, err)
+	}
+	dst, err := e.Host(to.Name)
+	if err != nil {
+		return refuse(ReasonUnknownHost, err)
+	}
+
+	id := newID()
+	p := Plan{
+		ID: id, User: req.User, From: from.Name, To: to.Name,
+		OldHome: ent.Home, NewHome: e.Cluster.HomeFor(req.User, to),
+		UID: ent.UID, GID: ent.GID,
+		Hold: e.Hold.Kind(), Held: e.Hold.HeldPath(ent.Home),
+		Staging: path.Join(to.Root, stagingDir, req.User+"."+id),
+		Trash:   path.Join(from.Root, trashDir, req.User+"."+id),
+		Stub:    e.Stub, Marker: e.Marker,
+		Batch: e.Batch, Runner: e.Runner, Started: time.Now().UTC(),
+	}
+	j, err := createJournal(e.JournalDir, p, Record{Step: StepCheck})
+	if err != nil {
+		return refuse(ReasonError, err)
+	}
+	defer j.Close()
+	res.Journal = j.Path
+	m := &mover{e: e, j: j, p: p, src: src, dst: dst, res: res}
+	return m.run(ctx, req)
+}
+
+// mover is one move in progress.
+type mover struct {
+	e        *Engine
+	j        *Journal
+	p        Plan
+	src, dst host.Host
+	res      Result
+	heldAt   time.Time
+}
+
+// step journals s, then lets the hook see it.
+func (m *mover) step(s Step, extra Record) error { return m.e.step(m.j, s, extra) }
+
+// step journals s durably, then lets the hook see it.
+func (e *Engine) step(j *Journal, s Step, extra Record) error {
+	extra.Step = s
+	if err := j.Append(extra); err != nil {
+		return err
+	}
+	if e.Hook != nil {
+		if err := e.Hook(j.Plan.User, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+func (m *mover) run(ctx context.Context, req Request) Result {
+	e, p := m.e, m.p
+	if reason, err := m.check(ctx, req); err != nil {
+		m.j.Append(Record{Step: RecRefused, Reason: reason, Note: err.Error()})
+		m.j.archive()
+		m.res.Outcome, m.res.Reason, m.res.Err = OutcomeRefused, reason, err
+		e.emit(m.res, StepCheck, "refused", reason, err)
+		return m.res
+	}
+	e.emit(m.res, StepCheck, "ok", "", nil)
+
+	fail := func(s Step, reason string, err error) Result {
+		if ctx.Err() != nil && reason != ReasonDirectoryChanged {
+			reason = ReasonInterrupted
+		}
+		e.emit(m.res, s, "failed", reason, err)
+		// Undo must run even when the context was cancelled: a half move
+		// must not be left behind by a signal.
+		uctx := context.WithoutCancel(ctx)
+		if uerr := e.undo(uctx, m.j, m.src, m.dst, reason, err); uerr != nil {
+			m.res.Outcome, m.res.Reason = OutcomeStuck, reason
+			m.res.Err = fmt.Errorf("%w; and undoing it failed: %v (run `maildist recover`)", err, uerr)
+			e.emit(m.res, RecUndo, "failed", reason, uerr)
+			return m.res
+		}
+		m.res.Outcome, m.res.Reason, m.res.Err = OutcomeFailed, reason, err
+		e.emit(m.res, RecUndone, "undone", reason, err)
+		return m.res
+	}
+
+	// hold
+	if err := m.step(StepHold, Record{}); err != nil {
+		return fail(StepHold, ReasonHoldFailed, err)
+	}
+	m.heldAt = time.Now()
+	if p.Marker {
+		if mk, ok := e.Directory.(directory.Marker); ok {
+			if err := mk.SetHold(ctx, p.User, directory.HoldReason); err != nil {
+				return fail(StepHold, ReasonHoldFailed, err)
+			}
+		}
+	}
+	if _, err := e.Hold.Start(ctx, m.src, p.User, p.OldHome); err != nil {
+		return fail(StepHold, ReasonHoldFailed, err)
+	}
+	e.emit(m.res, StepHold, "ok", "", nil)
+
+	// settle
+	if err := m.step(StepSettle, Record{}); err != nil {
+		return fail(StepSettle, ReasonBusy, err)
+	}
+	if err := m.settle(ctx); err != nil {
+		return fail(StepSettle, ReasonBusy, err)
+	}
+
+	// copy
+	if err := m.step(StepCopy, Record{}); err != nil {
+		return fail(StepCopy, ReasonCopyFailed, err)
+	}
+	if _, err := m.dst.MkdirAll(ctx, path.Dir(p.Staging), 0o700, 0, 0); err != nil {
+		return fail(StepCopy, ReasonCopyFailed, err)
+	}
+	st, err := e.Copier.Copy(ctx, m.src, p.Held, m.dst, p.Staging, false)
+	if err != nil {
+		return fail(StepCopy, copyReason(err), err)
+	}
+	m.res.Bytes = st.Bytes
+	e.emitBytes(m.res, StepCopy, st.Bytes)
+
+	// verify
+	if err := m.step(StepVerify, Record{}); err != nil {
+		return fail(StepVerify, ReasonVerifyFailed, err)
+	}
+	if err := m.verify(ctx); err != nil {
+		reason := ReasonVerifyFailed
+		if !errors.Is(err, errDiffers) {
+			reason = copyReason(err)
+		}
+		return fail(StepVerify, reason, err)
+	}
+	e.emit(m.res, StepVerify, "ok", "", nil)
+
+	// commit
+	if err := m.step(StepCommit, Record{}); err != nil {
+		return fail(StepCommit, ReasonCopyFailed, err)
+	}
+	if err := m.commit(ctx); err != nil {
+		reason := ReasonCopyFailed
+		if errors.Is(err, fs.ErrExist) {
+			reason = ReasonDestExists
+		}
+		return fail(StepCommit, reason, err)
+	}
+
+	// switch
+	if err := m.step(StepSwitch, Record{}); err != nil {
+		return fail(StepSwitch, ReasonError, err)
+	}
+	if err := e.Directory.Switch(ctx, p.User, p.OldHome, p.NewHome); err != nil {
+		cur, lerr := e.Directory.Lookup(context.WithoutCancel(ctx), p.User)
+		switch {
+		case lerr == nil && cur.Home == p.NewHome:
+			// It did switch; the error came after.
+		case lerr == nil && errors.Is(err, directory.ErrChanged):
+			return fail(StepSwitch, ReasonDirectoryChanged, err)
+		case lerr == nil && cur.Home == p.OldHome:
+			return fail(StepSwitch, ReasonError, err)
+		default:
+			m.res.Outcome, m.res.Reason, m.res.Err = OutcomeStuck, ReasonError, fmt.Errorf("switch: %w; cannot tell whether it happened (run `maildist recover`)", err)
+			return m.res
+		}
+	}
+	e.emit(m.res, StepSwitch, "ok", "", nil)
+
+	// From here on the move only goes forward.
+	fctx := context.WithoutCancel(ctx)
+	if err := e.finish(fctx, m.j, m.src); err != nil {
+		m.res.Outcome, m.res.Reason = OutcomeStuck, ReasonError
+		m.res.Err = fmt.Errorf("moved, but not finished: %w (run `maildist recover`)", err)
+		return m.res
+	}
+	m.res.Outcome = OutcomeMoved
+	m.res.Held = time.Since(m.heldAt)
+	ev := m.res
+	e.emitHeld(ev, m.res.Held)
+	return m.res
+}
+
+// check refuses a move that cannot or should not happen now.
+func (m *mover) check(ctx context.Context, req Request) (string, error) {
+	e, p := m.e, m.p
+	fi, err := m.src.Lstat(ctx, p.OldHome)
+	if errors.Is(err, fs.ErrNotExist) {
+		return ReasonMissingHome, fmt.Errorf("home %s of %s does not exist on %s", p.OldHome, p.User, p.From)
+	}
+	if err != nil {
+		return ReasonError, err
+	}
+	if !fi.IsDir() {
+		return ReasonMissingHome, fmt.Errorf("home %s of %s on %s is not a folder (%v)", p.OldHome, p.User, p.From, fi.Mode.Type())
+	}
+	if p.Held != p.OldHome {
+		if _, err := m.src.Lstat(ctx, p.Held); err == nil {
+			return ReasonInProgress, fmt.Errorf("%s exists on %s: an earlier move was interrupted; look at it before moving %s", p.Held, p.From, p.User)
+		}
+	}
+	if _, err := m.dst.Lstat(ctx, p.NewHome); err == nil {
+		return ReasonDestExists, fmt.Errorf("%s exists on %s already", p.NewHome, p.To)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return ReasonError, err
+	}
+	if p.Stub {
+		if _, err := m.src.Lstat(ctx, p.NewHome); err == nil && !e.isStub(ctx, m.src, p) {
+			return ReasonDestExists, fmt.Errorf("%s exists on %s (the old host), where the stub would go", p.NewHome, p.From)
+		}
+	}
+	if err := e.Hold.Check(ctx, m.src, p.User, p.OldHome, p.UID, p.GID); err != nil {
+		return ReasonUnsafeHold, err
+	}
+	used, err := m.src.Usage(ctx, p.OldHome)
+	if err != nil {
+		return ReasonError, fmt.Errorf("size of %s: %w", p.OldHome, err)
+	}
+	free, err := m.dst.FreeBytes(ctx, path.Dir(p.NewHome))
+	if err != nil {
+		return ReasonError, err
+	}
+	if free < used+e.Margin {
+		return ReasonNoSpace, fmt.Errorf("%s has %d bytes free; %s needs %d plus a margin of %d", p.To, free, p.User, used, e.Margin)
+	}
+	if !req.Force && e.Activity != nil {
+		hosts := []string{p.From}
+		if !req.Local {
+			hosts = nil
+			for _, h := range e.Cluster.Hosts {
+				hosts = append(hosts, h.Name)
+			}
+		}
+		ss, err := e.Activity.Active(ctx, p.User, p.UID, hosts)
+		if err != nil {
+			return ReasonActive, fmt.Errorf("cannot tell whether %s is logged in, so not moving (use --force to move anyway): %w", p.User, err)
+		}
+		if len(ss) > 0 {
+			var who []string
+			for _, s := range ss {
+				who = append(who, s.String())
+			}
+			return ReasonActive, fmt.Errorf("%s has %d live session(s): %s", p.User, len(ss), strings.Join(who, "; "))
+		}
+	}
+	return "", nil
+}
+
+// settle waits until no process has a file open under the held tree.
+func (m *mover) settle(ctx context.Context) error {
+	deadline := time.Now().Add(m.e.Settle)
+	wait := 10 * time.Millisecond
+	for {
+		open, err := m.src.OpenFiles(ctx, m.p.Held)
+		if err != nil {
+			return fmt.Errorf("settle: %w", err)
+		}
+		if len(open) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if len(open) > 5 {
+				open = append(open[:5], "…")
+			}
+			return fmt.Errorf("files still open under %s after %v: %s", m.p.Held, m.e.Settle, strings.Join(open, ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		if wait < 500*time.Millisecond {
+			wait *= 2
+		}
+	}
+}
+
+var errDiffers = errors.New("the copy differs from the source")
+
+const verifyRounds = 3
+
+// verify compares manifests (with content hashes) of the held tree and
+// staging; what differs is copied again, up to verifyRounds times.
+func (m *mover) verify(ctx context.Context) error {
+	opt := tree.CompareOptions{IgnoreOwners: os.Geteuid() != 0}
+	var diffs []tree.Diff
+	for round := 1; ; round++ {
+		a, err := m.src.Scan(ctx, m.p.Held, true)
+		if err != nil {
+			return fmt.Errorf("verify: scan source: %w", err)
+		}
+		b, err := m.dst.Scan(ctx, m.p.Staging, true)
+		if err != nil {
+			return fmt.Errorf("verify: scan copy: %w", err)
+		}
+		diffs = tree.Compare(a, b, opt)
+		if len(diffs) == 0 {
+			return nil
+		}
+		m.j.Append(Record{Step: RecNote, Note: fmt.Sprintf("verify round %d: %d difference(s), first: %s", round, len(diffs), diffs[0])})
+		if round == verifyRounds {
+			break
+		}
+		// Take away what differs, so the copy cannot keep a stale version
+		// that looks the same by size and mtime, then bring it up to date.
+		for _, d := range diffs {
+			if d.Path == "." {
+				continue
+			}
+			if err := m.dst.RemoveAll(ctx, path.Join(m.p.Staging, d.Path)); err != nil {
+				return fmt.Errorf("verify: %w", err)
+			}
+		}
+		if _, err := m.e.Copier.Copy(ctx, m.src, m.p.Held, m.dst, m.p.Staging, true); err != nil {
+			return fmt.Errorf("verify: copy the difference: %w", err)
+		}
+	}
+	show := diffs
+	if len(show) > 3 {
+		show = show[:3]
+	}
+	var s []string
+	for _, d := range show {
+		s = append(s, d.String())
+	}
+	return fmt.Errorf("%w after %d rounds: %d difference(s): %s", errDiffers, verifyRounds, len(diffs), strings.Join(s, "; "))
+}
+
+// commit renames staging into place, making the home's parent folders
+// like the old home's parent if they are missing.
+func (m *mover) commit(ctx context.Context) error {
+	p := m.p
+	parent := path.Dir(p.NewHome)
+	mode, uid, gid := os.FileMode(0o711), 0, 0
+	if fi, err := m.src.Lstat(ctx, path.Dir(p.OldHome)); err == nil {
+		mode, uid, gid = fi.Mode.Perm(), fi.UID, fi.GID
+	}
+	if _, err := m.dst.MkdirAll(ctx, parent, mode, uid, gid); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if err := m.dst.Rename(ctx, p.Staging, p.NewHome); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+func copyReason(err error) string {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return ReasonNoSpace
+	}
+	return ReasonCopyFailed
+}
+
+// finish takes the steps after the switch: stub, release. Each is
+// idempotent, so recover may run it again.
+func (e *Engine) finish(ctx context.Context, j *Journal, src host.Host) error {
+	p := j.Plan
+	r := Result{User: p.User, From: p.From, To: p.To}
+	if _, released := j.Has(StepRelease); !released {
+		if p.Stub {
+			rec, stubbed := j.Has(StepStub)
+			if !stubbed {
+				made, err := missingDirs(ctx, src, p.NewHome)
+				if err != nil {
+					return err
+				}
+				rec = Record{Made: made}
+				if err := e.step(j, StepStub, rec); err != nil {
+					return err
+				}
+			}
+			if err := e.makeStub(ctx, src, p); err != nil {
+				return err
+			}
+			e.emit(r, StepStub, "ok", "", nil)
+		}
+		if err := e.step(j, StepRelease, Record{}); err != nil {
+			return err
+		}
+	}
+	if err := e.release(ctx, src, p); err != nil {
+		return err
+	}
+	if err := j.Append(Record{Step: RecMoved}); err != nil {
+		return err
+	}
+	e.emit(r, StepRelease, "ok", "", nil)
+	return nil
+}
+
+// missingDirs lists the folders of p (and above) missing on h.
+func missingDirs(ctx context.Context, h host.Host, p string) ([]string, error) {
+	var miss []string
+	for q := p; q != "/" && q != "."; q = path.Dir(q) {
+		_, err := h.Lstat(ctx, q)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			if errors.Is(err, host.ErrOutside) {
+				break
+			}
+			return nil, err
+		}
+		miss = append([]string{q}, miss...)
+	}
+	return miss, nil
+}
+
+// makeStub leaves, on the old host, a folder at the new home's path with a
+// .forward to user@domain, so mail still queued there finds its way.
+func (e *Engine) makeStub(ctx context.Context, src host.Host, p Plan) error {
+	if _, err := src.MkdirAll(ctx, path.Dir(p.NewHome), 0o755, 0, 0); err != nil {
+		return fmt.Errorf("stub: %w", err)
+	}
+	if _, err := src.MkdirAll(ctx, p.NewHome, 0o700, p.UID, p.GID); err != nil {
+		return fmt.Errorf("stub: %w", err)
+	}
+	if err := src.WriteFile(ctx, path.Join(p.NewHome, ".forward"), []byte(e.forwardTo(p.User)+"\n"), 0o600, p.UID, p.GID); err != nil {
+		return fmt.Errorf("stub: %w", err)
+	}
+	return nil
+}
+
+// isStub reports whether what is at the new home's path on the old host is
+// a stub an earlier move left (the user went away and came back before
+// done): a folder holding only the .forward this move would write.
+func (e *Engine) isStub(ctx context.Context, h host.Host, p Plan) bool {
+	m, err := h.Scan(ctx, p.NewHome, false)
+	if err != nil || len(m.Entries) != 2 || m.Entries[1].Path != ".forward" {
+		return false
+	}
+	b, err := h.ReadFile(ctx, path.Join(p.NewHome, ".forward"))
+	return err == nil && string(b) == e.forwardTo(p.User)+"\n"
+}
+
+// forwardTo is where a stub forwards user's mail.
+func (e *Engine) forwardTo(user string) string {
+	if strings.Contains(user, "@") {
+		return user
+	}
+	return user + "@" + e.Cluster.Domain
+}
+
+// release moves the held tree to the trash and ends the hold.
+func (e *Engine) release(ctx context.Context, src host.Host, p Plan) error {
+	_, herr := src.Lstat(ctx, p.Held)
+	switch {
+	case herr == nil:
+		if _, err := src.MkdirAll(ctx, path.Dir(p.Trash), 0o700, 0, 0); err != nil {
+			return fmt.Errorf("release: %w", err)
+		}
+		if err := src.Rename(ctx, p.Held, p.Trash); err != nil {
+			return fmt.Errorf("release: move %s to the trash: %w", p.Held, err)
+		}
+	case errors.Is(herr, fs.ErrNotExist):
+		if _, err := src.Lstat(ctx, p.Trash); err != nil {
+			return fmt.Errorf("release: the held tree %s is gone and is not in the trash (%s): %w", p.Held, p.Trash, err)
+		}
+	default:
+		return fmt.Errorf("release: %w", herr)
+	}
+	hold, err := e.holdOf(p)
+	if err != nil {
+		return err
+	}
+	if err := hold.End(ctx, src, p.User, p.OldHome); err != nil {
+		return err
+	}
+	if p.Marker {
+		if mk, ok := e.Directory.(directory.Marker); ok {
+			if err := mk.ClearHold(ctx, p.User); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// undo puts a move that has not switched back as it was: the new home (if
+// committed), staging, the hold, the marker. Every action is idempotent.
+func (e *Engine) undo(ctx context.Context, j *Journal, src, dst host.Host, reason string, cause error) error {
+	p := j.Plan
+	if j.Last().Step != RecUndo {
+		note := ""
+		if cause != nil {
+			note = cause.Error()
+		}
+		if err := j.Append(Record{Step: RecUndo, Reason: reason, Note: note}); err != nil {
+			return err
+		}
+	}
+	if _, committed := j.Has(StepCommit); committed {
+		// The new home is ours only if staging is gone: the commit renamed
+		// it there. The check saw no new home before we began.
+		_, serr := dst.Lstat(ctx, p.Staging)
+		if _, nerr := dst.Lstat(ctx, p.NewHome); nerr == nil && errors.Is(serr, fs.ErrNotExist) {
+			if err := dst.Rename(ctx, p.NewHome, p.Staging); err != nil {
+				return fmt.Errorf("undo commit: %w", err)
+			}
+		}
+	}
+	if err := dst.RemoveAll(ctx, p.Staging); err != nil {
+		return fmt.Errorf("undo: remove staging: %w", err)
+	}
+	if _, held := j.Has(StepHold); held {
+		hold, err := e.holdOf(p)
+		if err != nil {
+			return err
+		}
+		if err := hold.Undo(ctx, src, p.User, p.OldHome); err != nil {
+			return err
+		}
+		if p.Marker {
+			if mk, ok := e.Directory.(directory.Marker); ok {
+				if err := mk.ClearHold(ctx, p.User); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := j.Append(Record{Step: RecUndone, Reason: reason}); err != nil {
+		return err
+	}
+	return j.archive()
+}
+
+func (e *Engine) lockUser(user string) (*fsutil.Lock, error) {
+	if err := os.MkdirAll(e.LockDir, 0o700); err != nil {
+		return nil, err
+	}
+	l, err := fsutil.TryLock(filepath.Join(e.LockDir, user+".lock"))
+	if errors.Is(err, fsutil.ErrLocked) {
+		return nil, fmt.Errorf("%s is being moved by another process", user)
+	}
+	return l, err
+}
+
+// openJournalOf returns the path of an unfinished journal of user, if any.
+func (e *Engine) openJournalOf(user string) string {
+	js, _ := listJournals(e.JournalDir)
+	for _, j := range js {
+		if j.Plan.User == user && !j.Terminal() {
+			return j.Path
+		}
+	}
+	return ""
+}
+
+func (e *Engine) emit(r Result, s Step, outcome, reason string, err error) {
+	if e.Events == nil {
+		return
+	}
+	ev := runstate.Event{User: r.User, From: r.From, To: r.To, Step: string(s), Outcome: outcome, Reason: reason, Runner: e.Runner}
+	if err != nil {
+		ev.Detail = err.Error()
+	}
+	e.Events(ev)
+}
+
+func (e *Engine) emitBytes(r Result, s Step, n int64) {
+	if e.Events != nil {
+		e.Events(runstate.Event{User: r.User, From: r.From, To: r.To, Step: string(s), Outcome: "ok", Bytes: n, Runner: e.Runner})
+	}
+}
+
+func (e *Engine) emitHeld(r Result, held time.Duration) {
+	if e.Events != nil {
+		e.Events(runstate.Event{User: r.User, From: r.From, To: r.To, Step: string(RecMoved), Outcome: "ok", Bytes: r.Bytes, HeldMS: held.Milliseconds(), Runner: e.Runner})
+	}
+}
