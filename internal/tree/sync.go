@@ -178,6 +178,7 @@ func planSync(s, d *Manifest, owners bool) syncPlan {
 		case se.Kind == Dir && de == nil:
 			p.mkdirs = append(p.mkdirs, *se)
 			p.touched[dir] = true
+			p.touched[se.Path] = true
 		case se.Kind == Dir:
 			if metaDiffers(se, de, owners) {
 				p.dirMeta[se.Path] = true

@@ -260,7 +260,7 @@ func copyContent(dst, src int, useCFR bool, progress func(int64)) (int64, error)
 			errors.Is(err, unix.EPERM), errors.Is(err, unix.EBADF):
 			useCFR = false
 		default:
-			return total, err
+			return total, fmt.Errorf("copy_file_range: %w", err)
 		}
 	}
 	bp := bufPool.Get().(*[]byte)
@@ -287,7 +287,7 @@ func copyContent(dst, src int, useCFR bool, progress func(int64)) (int64, error)
 				return err
 			})
 			if err != nil {
-				return total, err
+				return total, fmt.Errorf("write: %w", err)
 			}
 			b = b[w:]
 		}
