@@ -106,6 +106,8 @@ The config is --config FILE, else $MAILDIST_CONFIG, else ./maildist.toml.`,
 
 	root.AddCommand(
 		newVersionCommand(g),
+		newPlanCommand(g),
+		newAssignCommand(g),
 		newMoveCommand(g),
 		newDoneCommand(g),
 		newRecoverCommand(g),

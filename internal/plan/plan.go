@@ -78,13 +78,14 @@ type Target struct {
 	Lo, Hi int     // the band the rule allows
 	Share  float64 // exact weighted share N·w/W
 	Held   float64 // the share the rule holds the host to (differs from Share when a host of the group does not accept new users)
+	NoNew  bool    // accept_new = false (and weight > 0): held to min(have, ⌈Share⌉ + K)
 }
 
 // Unmoved is a user the plan leaves in place.
 type Unmoved struct {
-	User   string
-	Host   string // empty if no host holds the home
-	Status string // the raw.tsv status, or "no-host"
+	User   string `json:"user"`
+	Host   string `json:"host"`   // empty if no host holds the home
+	Status string `json:"status"` // the raw.tsv status, or "no-host"
 }
 
 // StatusNoHost marks an Unmoved user whose home no host's root holds.
@@ -92,8 +93,8 @@ const StatusNoHost = "no-host"
 
 // Reason is one sentence on why the plan looks as it does.
 type Reason struct {
-	Host string // empty for the whole plan
-	Text string
+	Host string `json:"host,omitempty"` // empty for the whole plan
+	Text string `json:"text"`
 }
 
 // Stats sums the plan up.
@@ -105,7 +106,9 @@ type Stats struct {
 	LowerBound int // Σ over groups and classes of max(A, B); Moves equals it
 	Hosts      int
 	// The largest distance, in users, of any host in any class from its
-	// exact weighted share, before and after.
+	// weighted share now (Target.Share), and after from the share the rule
+	// holds it to (Target.Held). Hosts that take no new users are left out
+	// after: they keep less than their share by design (see Reasons).
 	WorstBefore, WorstAfter float64
 	// Hosts inside their band in a class but whose count the tolerance
 	// kept from moving to the exact target.
@@ -411,7 +414,8 @@ func (p *Plan) record(grp *Group, k int, cells []cell) {
 		share, _ := c.share.Float64()
 		held, _ := c.held.Float64()
 		p.Targets = append(p.Targets, Target{Host: hp.Name, Group: grp.Name, Class: class,
-			Have: c.have, Target: c.target, Lo: c.lo, Hi: c.hi, Share: share, Held: held})
+			Have: c.have, Target: c.target, Lo: c.lo, Hi: c.hi, Share: share, Held: held,
+			NoNew: !c.accept && c.weight.Sign() > 0})
 		a += max(0, c.have-c.hi)
 		b += max(0, c.lo-c.have)
 		if d := c.have - c.target; d > 0 {

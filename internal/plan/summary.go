@@ -19,7 +19,9 @@ func (p *Plan) summarise(rows, movable int) {
 	short := make(map[string]float64) // non-accepting hosts: users below their share
 	for _, t := range p.Targets {
 		st.WorstBefore = math.Max(st.WorstBefore, math.Abs(float64(t.Have)-t.Share))
-		st.WorstAfter = math.Max(st.WorstAfter, math.Abs(float64(t.Target)-t.Share))
+		if !t.NoNew {
+			st.WorstAfter = math.Max(st.WorstAfter, math.Abs(float64(t.Target)-t.Held))
+		}
 		if p.Options.Tolerance > 0 && t.Target == t.Have && t.Share > 0 &&
 			(float64(t.Have) < math.Floor(t.Held) || float64(t.Have) > math.Ceil(t.Held)) {
 			st.LeftAlone++
@@ -45,16 +47,16 @@ func (p *Plan) summarise(rows, movable int) {
 		movable := h.Before.Users - h.Unmoved
 		switch {
 		case h.Drain:
-			say(h.Name, "drains: all %d movable users leave", movable)
+			say(h.Name, "drains: all %s leave", plural(movable, "movable user"))
 		case h.Weight == 0:
-			say(h.Name, "weight 0: all %d movable users leave", movable)
+			say(h.Name, "weight 0: all %s leave", plural(movable, "movable user"))
 		case !h.AcceptNew && short[h.Name] >= 0.5:
-			say(h.Name, "accept_new = false: receives nobody, so it keeps %.0f fewer users than its share and the other hosts of %s hold them", short[h.Name], h.Group)
+			say(h.Name, "accept_new = false: receives nobody, so it holds %.0f fewer users than its share and the other hosts of %s hold them", short[h.Name], h.Group)
 		case !h.AcceptNew:
 			say(h.Name, "accept_new = false: receives nobody")
 		}
 		if h.Unmoved > 0 && (h.Drain || h.Weight == 0) {
-			say(h.Name, "%d users stay although it empties: their status is not ok (see the list)", h.Unmoved)
+			say(h.Name, "%s stay although it empties: their status is not ok (see the list)", plural(h.Unmoved, "user"))
 		}
 	}
 	if len(p.Unmoved) > 0 {
@@ -66,9 +68,17 @@ func (p *Plan) summarise(rows, movable int) {
 		for _, s := range slices.Sorted(maps.Keys(by)) {
 			parts = append(parts, fmt.Sprintf("%s %d", s, by[s]))
 		}
-		say("", "%d users are never moved by this plan: %s", len(p.Unmoved), strings.Join(parts, ", "))
+		say("", "%s never moved by this plan: %s", plural(len(p.Unmoved), "user"), strings.Join(parts, ", "))
 	}
 	if p.Options.Tolerance > 0 {
 		say("", "tolerance %d: %d host-class counts inside their band were left alone", p.Options.Tolerance, st.LeftAlone)
 	}
+}
+
+// plural writes "1 user", "2 users".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

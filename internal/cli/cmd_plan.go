@@ -1,0 +1,250 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/maildist/maildist/internal/assign"
+	"github.com/maildist/maildist/internal/cluster"
+	"github.com/maildist/maildist/internal/config"
+	"github.com/maildist/maildist/internal/fsutil"
+	"github.com/maildist/maildist/internal/plan"
+	"github.com/maildist/maildist/internal/runstate"
+)
+
+// Files the plan command writes besides the run files of runstate.
+const (
+	reportFile   = "report.html"
+	planOptsFile = "plan.json"
+)
+
+type planOptions struct {
+	hostsFile  string
+	across     bool
+	pick       string
+	seed       uint64
+	tolerance  int
+	thresholds string
+	svg        string
+}
+
+func newPlanCommand(g *globals) *cobra.Command {
+	var opts planOptions
+	cmd := &cobra.Command{
+		Use:   "plan RUN",
+		Short: "Work out a balanced spread and how many users move where",
+		Long: `Read RUN/raw.tsv and the hosts, and work out, for every pool and class of
+user, how many users each host should hold (its weighted share, to within one
+user) and the fewest moves that get there. Writes:
+
+  RUN/moves.tsv     class from to count
+  RUN/sort.tsv      the movable users, in random order, for "maildist assign"
+  RUN/report.html   pictures and numbers to approve the plan by
+  RUN/plan.json     the options used, so "maildist assign" picks the same users
+
+and prints a wide table: per host users, bytes and connect time now → after,
+its share, and its count in each class after the plan (35-2: two leave).
+
+Classes are cXdY: X the connect-time bucket, Y the disk bucket, 0 for none and
+1-4 split at the quartiles of the non-zero values, or at --thresholds, e.g.
+  --thresholds c=10m,1h,8h:d=1M,50M,1G
+(c in seconds, or with s/m/h/d; d in bytes, or with K/M/G/T, powers of 1024).
+
+A host with drain = true (or weight 0) is emptied. A host with accept_new =
+false never receives: it keeps at most the ceiling of its share, and if it
+has less, keeps what it has; the accepting hosts share the rest. Users whose
+status is not ok are never moved and are listed.
+
+--hosts FILE takes the [[host]] tables from FILE instead of the config, for a
+temporary weighting or to drain a host for this plan only.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("plan needs the run folder RUN (got %d arguments)", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPlan(cmd.Context(), opts, g, args[0])
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.hostsFile, "hosts", "", "take the [[host]] tables from `FILE` instead of the config")
+	f.BoolVar(&opts.across, "across-pools", false, "balance over all hosts together instead of pool by pool")
+	f.StringVar(&opts.pick, "pick", "random", "which users go: random, idle (least recently active first) or small (fewest bytes first)")
+	f.Uint64Var(&opts.seed, "seed", 0, "seed of the random orders (0: derived from raw.tsv, so the same survey gives the same plan)")
+	f.IntVar(&opts.tolerance, "tolerance", 0, "leave a host alone when it is within `K` users of its band in a class")
+	f.StringVar(&opts.thresholds, "thresholds", "", "class bounds, e.g. c=10m,1h,8h:d=1M,50M,1G (default: quartiles)")
+	f.StringVar(&opts.svg, "svg", "", "also write the summary picture, for mail, to `FILE`")
+	return cmd
+}
+
+// planFile is RUN/plan.json: what assign needs to pick the same users the
+// plan's report counted.
+type planFile struct {
+	Pick        string `json:"pick"`
+	Seed        uint64 `json:"seed"`
+	Tolerance   int    `json:"tolerance"`
+	AcrossPools bool   `json:"across_pools"`
+	Thresholds  string `json:"thresholds"`
+	Hosts       string `json:"hosts,omitempty"`
+	Moves       int    `json:"moves"`
+}
+
+func runPlan(ctx context.Context, opts planOptions, g *globals, run string) error {
+	pick, err := assign.ParsePolicy(opts.pick)
+	if err != nil {
+		return usagef("--pick: %v", err)
+	}
+	if opts.tolerance < 0 {
+		return usagef("--tolerance %d: must not be negative", opts.tolerance)
+	}
+	popt := plan.Options{AcrossPools: opts.across, Tolerance: opts.tolerance, Pick: pick, Seed: opts.seed}
+	if opts.thresholds != "" {
+		if popt.Thresholds, err = plan.ParseThresholds(opts.thresholds); err != nil {
+			return usagef("--%v", err)
+		}
+	}
+	hosts, err := planHosts(g, opts.hostsFile)
+	if err != nil {
+		return err
+	}
+
+	t0 := time.Now()
+	users, err := readRaw(run)
+	if err != nil {
+		return err
+	}
+	t1 := time.Now()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := plan.Make(users, hosts, popt)
+	if err != nil {
+		return planError(err, opts.hostsFile)
+	}
+	t2 := time.Now()
+
+	title := "maildist plan: " + run
+	if abs, err := filepath.Abs(run); err == nil {
+		title = "maildist plan: " + filepath.Base(abs)
+	}
+	if err := runstate.WriteMoves(runstate.Path(run, runstate.MovesFile), p.Moves); err != nil {
+		return err
+	}
+	if err := runstate.WriteSort(runstate.Path(run, runstate.SortFile), p.Sort); err != nil {
+		return err
+	}
+	if err := writeWith(runstate.Path(run, reportFile), func(w io.Writer) error { return p.WriteHTML(w, title) }); err != nil {
+		return err
+	}
+	if opts.svg != "" {
+		if err := writeWith(opts.svg, func(w io.Writer) error { return p.WriteSVG(w, title) }); err != nil {
+			return err
+		}
+	}
+	pf := planFile{Pick: string(p.Options.Pick), Seed: p.Options.Seed, Tolerance: p.Options.Tolerance,
+		AcrossPools: p.Options.AcrossPools, Thresholds: p.Thresholds.String(), Hosts: opts.hostsFile, Moves: p.Stats.Moves}
+	if err := writeJSONFile(runstate.Path(run, planOptsFile), pf); err != nil {
+		return err
+	}
+	t3 := time.Now()
+	if g.verbose {
+		g.logf("plan: read %d rows in %.2fs, planned in %.2fs, wrote the files in %.2fs",
+			len(users), t1.Sub(t0).Seconds(), t2.Sub(t1).Seconds(), t3.Sub(t2).Seconds())
+	}
+
+	if g.json {
+		return json.NewEncoder(g.stdout).Encode(struct {
+			Run string `json:"run"`
+			plan.Summary
+		}{run, p.Summary()})
+	}
+	if err := p.WriteText(g.stdout); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stdout, "wrote %s, %s and %s; next: maildist assign %s\n",
+		runstate.Path(run, runstate.MovesFile), runstate.Path(run, runstate.SortFile), runstate.Path(run, reportFile), run)
+	return nil
+}
+
+// planHosts returns the hosts from --hosts FILE, else from the config.
+func planHosts(g *globals, file string) ([]*cluster.Host, error) {
+	if file != "" {
+		return config.LoadHosts(file)
+	}
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	return cfg.Hosts, nil
+}
+
+// readRaw reads RUN/raw.tsv and refuses it whole if a line is bad: a plan
+// made without some users would put the others in the wrong places.
+func readRaw(run string) ([]cluster.User, error) {
+	path := runstate.Path(run, runstate.RawFile)
+	users, err := runstate.ReadRaw(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, withHint(fmt.Errorf("read %s: no such file", path), "run `maildist survey "+run+"` first")
+	}
+	if err != nil {
+		return nil, withHint(fmt.Errorf("%s has bad lines, so no plan was made:\n%w", path, err), "fix the lines, or survey again")
+	}
+	return users, nil
+}
+
+func planError(err error, hostsFile string) error {
+	where := "the config"
+	if hostsFile != "" {
+		where = hostsFile
+	}
+	switch {
+	case errors.Is(err, plan.ErrUnknownHost):
+		return withHint(fmt.Errorf("raw.tsv names %w", err),
+			"add them to "+where+" ([[host]] tables); to empty a host, give it drain = true")
+	case errors.Is(err, plan.ErrNoWeight), errors.Is(err, plan.ErrNoReceiver):
+		return withHint(err, "give some host of the pool weight > 0 and accept_new = true in "+where+", or plan with --across-pools")
+	}
+	return err
+}
+
+// writeWith writes a file atomically.
+func writeWith(path string, fill func(io.Writer) error) error {
+	return fsutil.WriteWith(path, 0o644, fill)
+}
+
+func writeJSONFile(path string, v any) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	return fsutil.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// readPlanFile reads RUN/plan.json; ok is false if there is none.
+func readPlanFile(run string) (pf planFile, ok bool, err error) {
+	path := runstate.Path(run, planOptsFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return pf, false, nil
+	}
+	if err != nil {
+		return pf, false, err
+	}
+	if err := json.Unmarshal(data, &pf); err != nil {
+		return pf, false, fmt.Errorf("%s: %v", path, err)
+	}
+	return pf, true, nil
+}
