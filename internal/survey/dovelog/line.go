@@ -2,6 +2,7 @@ package dovelog
 
 import (
 	"bytes"
+	"hash/maphash"
 	"time"
 )
 
@@ -65,6 +66,36 @@ type Event struct {
 	Session []byte // session id, if the line has one
 	Host    []byte // the syslog host name; nil in log_path format
 	Reason  string // Malformed: what is wrong
+
+	// Hashes of User (128 bits: two names never share one), Session and
+	// Host (0 when empty), made here so that parallel parsers take the
+	// work off the pairer.
+	UserHash              [2]uint64
+	SessionHash, HostHash uint64
+}
+
+// hashSeed and hashSeed2 are shared by every parser and pairer of the
+// process.
+var hashSeed, hashSeed2 = maphash.MakeSeed(), maphash.MakeSeed()
+
+func hashOf(b []byte) uint64 {
+	if len(b) == 0 {
+		return 0
+	}
+	h := maphash.Bytes(hashSeed, b)
+	if h == 0 {
+		h = 1
+	}
+	return h
+}
+
+// hash fills the event's hashes.
+func (ev *Event) hash() {
+	if len(ev.User) > 0 {
+		ev.UserHash = [2]uint64{maphash.Bytes(hashSeed, ev.User), maphash.Bytes(hashSeed2, ev.User)}
+	}
+	ev.SessionHash = hashOf(ev.Session)
+	ev.HostHash = hashOf(ev.Host)
 }
 
 // Parser reads single lines. It keeps small caches, so it is not safe for
@@ -79,6 +110,10 @@ type Parser struct {
 	// local wall clock → Unix cache, one hour wide
 	hourKey  int64
 	hourUnix int64
+	// the last timestamp read
+	stamp    [40]byte
+	stampLen int
+	stampT   int64
 }
 
 // NewParser returns a parser for lines whose timestamps carry no zone in
@@ -102,6 +137,7 @@ func (p *Parser) SetRef(ref time.Time) {
 	}
 	p.ref = ref.In(p.loc)
 	p.ymKey = -1
+	p.stampLen = 0
 }
 
 // Parse reads one line (without its newline) into ev.
@@ -158,6 +194,7 @@ func (p *Parser) Parse(line []byte, ev *Event) {
 		}
 		if restartLine(m) {
 			ev.Kind = Restart
+			ev.hash()
 			return
 		}
 		if pr, rest, ok = parsePrefix(m); !ok {
@@ -170,6 +207,10 @@ func (p *Parser) Parse(line []byte, ev *Event) {
 		level = lv
 	}
 	p.classify(ev, &pr, level, msg)
+	switch ev.Kind {
+	case Login, End, Restart, ChildGone:
+		ev.hash()
+	}
 }
 
 func (p *Parser) classify(ev *Event, pr *prefix, level string, msg []byte) {

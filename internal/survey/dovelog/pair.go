@@ -1,7 +1,6 @@
 package dovelog
 
 import (
-	"hash/maphash"
 	"math"
 	"time"
 )
@@ -57,6 +56,8 @@ type PairOptions struct {
 	Normalize func(logName string) (name string, known bool)
 	// OnSession, if set, sees every session as it closes.
 	OnSession func(Session)
+	// UsersHint is how many distinct users to expect (0: no idea).
+	UsersHint int
 }
 
 // Stats counts what the pairer did.
@@ -83,10 +84,9 @@ type Pairer struct {
 	opt          PairOptions
 	since, until int64
 
-	seed maphash.Seed
-
-	users  []userAgg
-	byRaw  map[string]int32 // log name → users index
+	users  chunked[userAgg]
+	names  arena
+	byHash *userTable       // 128-bit hash of a log name → users index
 	byName map[string]int32 // normalised name → users index
 
 	hosts    map[hostKey]int32
@@ -94,12 +94,12 @@ type Pairer struct {
 	lastID   int32
 
 	sess   []sessRec
-	free   int32 // free list head through next, -1 if empty
-	bySID  map[sidKey]int32
+	free   int32     // free list head through next, -1 if empty
+	bySID  *sidTable // sidKey → sess index
 	open   int64
-	maxT   map[int]int64 // per source: latest time seen
+	maxT   []int64 // per source: latest time seen, minInt64 if none
 	stats  Stats
-	srcEnd map[int]bool
+	srcEnd []bool
 }
 
 type hostKey struct {
@@ -107,13 +107,18 @@ type hostKey struct {
 	host uint64
 }
 
-type sidKey struct {
-	host int32
-	sid  uint64
+// sidKey mixes a host into a session id hash. A clash only costs the
+// faster way of pairing: the session is still found by the user's list.
+func sidKey(host int32, sid uint64) uint64 {
+	k := sid ^ (uint64(host)+1)*0x9e3779b97f4a7c15
+	if k == 0 {
+		k = 1
+	}
+	return k
 }
 
 type userAgg struct {
-	name      string
+	name      span
 	known     bool
 	open      int32
 	head      int32 // oldest open session, -1 if none
@@ -127,6 +132,7 @@ type userAgg struct {
 }
 
 type sessRec struct {
+	key        [2]uint64 // the user's key, as the log named the user
 	user       int32
 	host       int32
 	pid        int32
@@ -143,15 +149,12 @@ func NewPairer(opt PairOptions) *Pairer {
 		opt:    opt,
 		since:  math.MinInt64,
 		until:  math.MaxInt64,
-		seed:   maphash.MakeSeed(),
-		byRaw:  map[string]int32{},
-		byName: map[string]int32{},
+		byHash: newUserTable(opt.UsersHint),
+		byName: make(map[string]int32, opt.UsersHint),
 		hosts:  map[hostKey]int32{},
 		lastID: -1,
 		free:   -1,
-		bySID:  map[sidKey]int32{},
-		maxT:   map[int]int64{},
-		srcEnd: map[int]bool{},
+		bySID:  newSidTable(),
 	}
 	if !opt.Since.IsZero() {
 		p.since = opt.Since.UnixNano()
@@ -175,19 +178,20 @@ func (p *Pairer) clip(t int64) int64 {
 // Add takes one event of source src. Events must come in time order
 // across sources (within a source, in log order).
 func (p *Pairer) Add(src int, ev *Event) {
-	if t, ok := p.maxT[src]; !ok || ev.Time > t {
-		p.maxT[src] = ev.Time
+	if ev.UserHash == [2]uint64{} && len(ev.User) > 0 || ev.SessionHash == 0 && len(ev.Session) > 0 || ev.HostHash == 0 && len(ev.Host) > 0 {
+		ev.hash()
 	}
+	p.See(src, ev.Time)
 	switch ev.Kind {
 	case Login:
 		p.login(src, ev)
 	case End:
 		p.end(src, ev)
 	case Restart:
-		h := p.hostID(src, ev.Host)
+		h := p.hostID(src, ev.HostHash)
 		p.closeWhere(ev.Time, ClosedByRestart, func(s *sessRec) bool { return s.host == h })
 	case ChildGone:
-		h := p.hostID(src, ev.Host)
+		h := p.hostID(src, ev.HostHash)
 		p.closeWhere(ev.Time, ClosedByChild, func(s *sessRec) bool {
 			return s.host == h && s.pid == ev.PID && s.svc == ev.Service
 		})
@@ -197,7 +201,11 @@ func (p *Pairer) Add(src int, ev *Event) {
 // See records that source src had a line at time t (any line), so that
 // sessions still open at its end are counted up to it.
 func (p *Pairer) See(src int, t int64) {
-	if m, ok := p.maxT[src]; !ok || t > m {
+	for src >= len(p.maxT) {
+		p.maxT = append(p.maxT, math.MinInt64)
+		p.srcEnd = append(p.srcEnd, false)
+	}
+	if t > p.maxT[src] {
 		p.maxT[src] = t
 	}
 }
@@ -205,10 +213,10 @@ func (p *Pairer) See(src int, t int64) {
 // EndSource closes the sessions still open in source src at the latest
 // time it showed.
 func (p *Pairer) EndSource(src int) {
-	t, ok := p.maxT[src]
-	if !ok || p.srcEnd[src] {
+	if src >= len(p.maxT) || p.maxT[src] == math.MinInt64 || p.srcEnd[src] {
 		return
 	}
+	t := p.maxT[src]
 	p.srcEnd[src] = true
 	hosts := map[int32]bool{}
 	for k, id := range p.hosts {
@@ -219,11 +227,7 @@ func (p *Pairer) EndSource(src int) {
 	p.closeWhere(t, ClosedAtEnd, func(s *sessRec) bool { return hosts[s.host] })
 }
 
-func (p *Pairer) hostID(src int, host []byte) int32 {
-	var h uint64
-	if len(host) > 0 {
-		h = maphash.Bytes(p.seed, host)
-	}
+func (p *Pairer) hostID(src int, h uint64) int32 {
 	k := hostKey{src, h}
 	if k == p.lastHost && p.lastID >= 0 {
 		return p.lastID
@@ -237,56 +241,52 @@ func (p *Pairer) hostID(src int, host []byte) int32 {
 	return id
 }
 
-func (p *Pairer) userID(raw []byte) int32 {
-	if id, ok := p.byRaw[string(raw)]; ok {
+func (p *Pairer) userID(raw []byte, h [2]uint64) int32 {
+	if id := p.byHash.get(h); id >= 0 {
 		return id
 	}
-	name, known := string(raw), true
-	if p.opt.Normalize != nil {
-		name, known = p.opt.Normalize(name)
-	}
-	id, ok := p.byName[name]
-	if !ok {
-		id = int32(len(p.users))
-		p.users = append(p.users, userAgg{name: name, known: known, head: -1, tail: -1,
-			doneUntil: math.MinInt64, last: math.MinInt64})
-		p.byName[name] = id
-		if !known {
-			p.stats.UnknownUsers++
+	var id int32
+	if p.opt.Normalize == nil {
+		// Each log name is its own user, and this one is new.
+		id = p.newUser(raw, true)
+	} else {
+		name, known := p.opt.Normalize(string(raw))
+		var ok bool
+		if id, ok = p.byName[name]; !ok {
+			id = p.newUser([]byte(name), known)
+			p.byName[name] = id
 		}
 	}
-	p.byRaw[string(raw)] = id
+	p.byHash.put(h, id)
 	return id
 }
 
-func (p *Pairer) sid(b []byte) uint64 {
-	if len(b) == 0 {
-		return 0
+func (p *Pairer) newUser(name []byte, known bool) int32 {
+	id := p.users.add(userAgg{name: p.names.add(name), known: known, head: -1, tail: -1,
+		doneUntil: math.MinInt64, last: math.MinInt64})
+	if !known {
+		p.stats.UnknownUsers++
 	}
-	h := maphash.Bytes(p.seed, b)
-	if h == 0 {
-		h = 1
-	}
-	return h
+	return id
 }
 
 func (p *Pairer) login(src int, ev *Event) {
 	p.stats.Logins++
-	u := p.userID(ev.User)
-	h := p.hostID(src, ev.Host)
-	sid := p.sid(ev.Session)
+	u := p.userID(ev.User, ev.UserHash)
+	h := p.hostID(src, ev.HostHash)
+	sid := ev.SessionHash
 	if sid != 0 {
-		if old, ok := p.bySID[sidKey{h, sid}]; ok {
+		if old, ok := p.bySID.get(sidKey(h, sid)); ok && p.sess[old].sid == sid && p.sess[old].host == h {
 			p.close(old, ev.Time, ClosedByReplaced)
 		}
 	}
 	i := p.alloc()
 	s := &p.sess[i]
-	*s = sessRec{user: u, host: h, pid: ev.PID, svc: ev.Service, live: true, sid: sid, start: ev.Time, prev: -1, next: -1}
+	*s = sessRec{key: ev.UserHash, user: u, host: h, pid: ev.PID, svc: ev.Service, live: true, sid: sid, start: ev.Time, prev: -1, next: -1}
 	if sid != 0 {
-		p.bySID[sidKey{h, sid}] = i
+		p.bySID.set(sidKey(h, sid), i)
 	}
-	ua := &p.users[u]
+	ua := p.users.at(u)
 	if ua.tail >= 0 {
 		p.sess[ua.tail].next = i
 		s.prev = ua.tail
@@ -304,18 +304,20 @@ func (p *Pairer) login(src int, ev *Event) {
 }
 
 func (p *Pairer) end(src int, ev *Event) {
-	u := p.userID(ev.User)
-	h := p.hostID(src, ev.Host)
-	sid := p.sid(ev.Session)
+	h := p.hostID(src, ev.HostHash)
+	sid := ev.SessionHash
 	if sid != 0 {
-		if i, ok := p.bySID[sidKey{h, sid}]; ok && p.sess[i].user == u {
-			p.close(i, ev.Time, ClosedByLogout)
-			return
+		if i, ok := p.bySID.get(sidKey(h, sid)); ok {
+			if s := &p.sess[i]; s.key == ev.UserHash && s.sid == sid && s.host == h {
+				p.close(i, ev.Time, ClosedByLogout)
+				return
+			}
 		}
 	}
+	u := p.userID(ev.User, ev.UserHash)
 	// By pid, then the oldest open session; ids given on both sides must agree.
 	match := int32(-1)
-	for i := p.users[u].head; i >= 0; i = p.sess[i].next {
+	for i := p.users.at(u).head; i >= 0; i = p.sess[i].next {
 		s := &p.sess[i]
 		if s.host != h || s.svc != ev.Service {
 			continue
@@ -356,7 +358,7 @@ func (p *Pairer) alloc() int32 {
 
 func (p *Pairer) close(i int32, t int64, how Close) {
 	s := &p.sess[i]
-	ua := &p.users[s.user]
+	ua := p.users.at(s.user)
 	// unlink from the user's list
 	if s.prev >= 0 {
 		p.sess[s.prev].next = s.next
@@ -369,9 +371,9 @@ func (p *Pairer) close(i int32, t int64, how Close) {
 		ua.tail = s.prev
 	}
 	if s.sid != 0 {
-		k := sidKey{s.host, s.sid}
-		if j, ok := p.bySID[k]; ok && j == i {
-			delete(p.bySID, k)
+		k := sidKey(s.host, s.sid)
+		if j, ok := p.bySID.get(k); ok && j == i {
+			p.bySID.del(k)
 		}
 	}
 	end := max(t, s.start)
@@ -393,7 +395,7 @@ func (p *Pairer) close(i int32, t int64, how Close) {
 	p.stats.Closed[how]++
 	p.open--
 	if p.opt.OnSession != nil {
-		p.opt.OnSession(Session{User: ua.name, Service: s.svc, Start: time.Unix(0, s.start).UTC(),
+		p.opt.OnSession(Session{User: p.names.get(ua.name), Service: s.svc, Start: time.Unix(0, s.start).UTC(),
 			End: time.Unix(0, end).UTC(), Closed: how, Counted: counted})
 	}
 	s.live = false
@@ -422,26 +424,40 @@ func (p *Pairer) Stats() Stats { return p.stats }
 // Totals returns each user's totals, by normalised name. Call it after
 // EndSource for every source: sessions still open are not in it.
 func (p *Pairer) Totals() map[string]Totals {
-	out := make(map[string]Totals, len(p.users))
-	for i := range p.users {
-		ua := &p.users[i]
-		t := Totals{Connect: time.Duration(ua.connect), Sessions: ua.sessions, Known: ua.known}
-		if ua.last != math.MinInt64 {
-			t.LastLogin = time.Unix(0, ua.last).UTC()
-		}
-		out[ua.name] = t
-	}
+	out := make(map[string]Totals, p.users.n)
+	p.Each(func(name string, t Totals) { out[name] = t })
 	return out
 }
 
 // Each calls fn for every user's totals, without building a map.
 func (p *Pairer) Each(fn func(name string, t Totals)) {
-	for i := range p.users {
-		ua := &p.users[i]
+	for i := 0; i < p.users.n; i++ {
+		ua := p.users.at(int32(i))
 		t := Totals{Connect: time.Duration(ua.connect), Sessions: ua.sessions, Known: ua.known}
 		if ua.last != math.MinInt64 {
 			t.LastLogin = time.Unix(0, ua.last).UTC()
 		}
-		fn(ua.name, t)
+		fn(p.names.get(ua.name), t)
 	}
+}
+
+// Prefetch touches the table slots and user records that evs will need,
+// with no effect but on the caches: the loads do not depend on each
+// other, so the processor overlaps their misses, which Add, one event at
+// a time, cannot. It returns a value only so the loads are not removed.
+func (p *Pairer) Prefetch(evs []Event) uint64 {
+	var sink uint64
+	t := p.byHash
+	for i := range evs {
+		ev := &evs[i]
+		if ev.Kind != Login && ev.Kind != End {
+			continue
+		}
+		s := &t.slots[ev.UserHash[0]&t.mask]
+		sink += s.k0
+		if s.id > 0 && s.k0 == ev.UserHash[0] {
+			sink += uint64(p.users.at(s.id - 1).open)
+		}
+	}
+	return sink
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -120,9 +121,14 @@ func Scan(ctx context.Context, streams []Stream, pr *Pairer, opt ScanOptions) (R
 	h := mergeHeap{cur: heads, idx: live}
 	h.init()
 	n := 0
+	var sink uint64
 	for len(h.idx) > 0 {
 		i := h.idx[0]
 		c := heads[i]
+		if c.pos >= c.fetched {
+			c.fetched = min(c.pos+prefetchWindow, len(c.job.events))
+			sink += pr.Prefetch(c.job.events[c.pos:c.fetched])
+		}
 		pr.Add(i, &c.job.events[c.pos])
 		c.pos++
 		if n++; n&0xffff == 0 && ctx.Err() != nil {
@@ -143,8 +149,15 @@ func Scan(ctx context.Context, streams []Stream, pr *Pairer, opt ScanOptions) (R
 			h.pop0()
 		}
 	}
+	prefetchSink.Add(sink)
 	return rep, ctx.Err()
 }
+
+// prefetchWindow is how many events' memory is touched ahead of pairing
+// them: enough to overlap many cache misses, few enough to stay in cache.
+const prefetchWindow = 256
+
+var prefetchSink atomic.Uint64
 
 // mergeHeap orders live streams by the time of their next event.
 type mergeHeap struct {
@@ -227,11 +240,12 @@ type blockProblem struct {
 
 // cursor is the consumer's side of one stream.
 type cursor struct {
-	stream *Stream
-	order  chan *job
-	free   chan *job
-	job    *job
-	pos    int
+	stream  *Stream
+	order   chan *job
+	free    chan *job
+	job     *job
+	pos     int
+	fetched int // events up to here have been prefetched
 
 	curFile  int
 	lineBase int64
@@ -275,7 +289,7 @@ func (c *cursor) next(pr *Pairer, src int, rep *Report, opt ScanOptions) (bool, 
 		if j.hasTime {
 			pr.See(src, j.maxTime)
 		}
-		c.job, c.pos = j, 0
+		c.job, c.pos, c.fetched = j, 0, 0
 		if len(j.events) > 0 {
 			return true, nil
 		}

@@ -2,13 +2,50 @@ package dovelog
 
 import "time"
 
-var monthIndex = func() map[string]int {
-	m := map[string]int{}
-	for i, s := range []string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"} {
-		m[s] = i + 1
+// monthOf reads an English month abbreviation; 0 if it is none.
+func monthOf(b []byte) int {
+	switch string(b) {
+	case "Jan":
+		return 1
+	case "Feb":
+		return 2
+	case "Mar":
+		return 3
+	case "Apr":
+		return 4
+	case "May":
+		return 5
+	case "Jun":
+		return 6
+	case "Jul":
+		return 7
+	case "Aug":
+		return 8
+	case "Sep":
+		return 9
+	case "Oct":
+		return 10
+	case "Nov":
+		return 11
+	case "Dec":
+		return 12
 	}
-	return m
-}()
+	return 0
+}
+
+// parseTime reads the timestamp at the start of b; consecutive lines of a
+// busy log share it, so the last one is remembered.
+func (p *Parser) parseTime(b []byte) (int64, int, bool) {
+	if n := p.stampLen; n > 0 && len(b) > n && b[n] == ' ' && string(b[:n]) == string(p.stamp[:n]) {
+		return p.stampT, n, true
+	}
+	t, n, ok := p.parseTimeSlow(b)
+	if ok && n <= len(p.stamp) {
+		copy(p.stamp[:], b[:n])
+		p.stampLen, p.stampT = n, t
+	}
+	return t, n, ok
+}
 
 // parseTime reads the timestamp at the start of b and returns it in Unix
 // nanoseconds with the number of bytes it took. Accepted:
@@ -18,15 +55,15 @@ var monthIndex = func() map[string]int {
 //	Jan  2 03:04:05, Jan 02 03:04:05, Jan 2 03:04:05   syslog, Dovecot's default
 //
 // Times without a zone are wall clock in the parser's location.
-func (p *Parser) parseTime(b []byte) (int64, int, bool) {
+func (p *Parser) parseTimeSlow(b []byte) (int64, int, bool) {
 	if len(b) < 14 {
 		return 0, 0, false
 	}
 	if isDigit(b[0]) {
 		return p.parseISO(b)
 	}
-	mon, ok := monthIndex[string(b[:3])]
-	if !ok || b[3] != ' ' {
+	mon := monthOf(b[:3])
+	if mon == 0 || b[3] != ' ' {
 		return 0, 0, false
 	}
 	i := 4

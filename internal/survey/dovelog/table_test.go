@@ -1,0 +1,63 @@
+package dovelog
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+func TestSidTableAgainstMap(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	tab := newSidTable()
+	ref := map[uint64]int32{}
+	var keys []uint64
+	for step := 0; step < 200_000; step++ {
+		switch op := r.IntN(10); {
+		case op < 5 || len(keys) == 0:
+			// Small keys crowd the low slots: long runs that wrap.
+			k := uint64(r.IntN(5000)) + 1
+			if r.IntN(2) == 0 {
+				k = r.Uint64() | 1
+			}
+			v := int32(step)
+			tab.set(k, v)
+			if _, ok := ref[k]; !ok {
+				keys = append(keys, k)
+			}
+			ref[k] = v
+		case op < 9:
+			i := r.IntN(len(keys))
+			k := keys[i]
+			keys[i] = keys[len(keys)-1]
+			keys = keys[:len(keys)-1]
+			tab.del(k)
+			delete(ref, k)
+		default:
+			tab.del(r.Uint64() | 1) // absent: a no-op
+		}
+		if step%997 == 0 {
+			if tab.n != len(ref) {
+				t.Fatalf("step %d: n = %d, want %d", step, tab.n, len(ref))
+			}
+			for k, v := range ref {
+				if got, ok := tab.get(k); !ok || got != v {
+					t.Fatalf("step %d: get(%d) = %d %v, want %d", step, k, got, ok, v)
+				}
+			}
+		}
+	}
+}
+
+func TestUserTableGrows(t *testing.T) {
+	tab := newUserTable(0)
+	for i := 0; i < 100_000; i++ {
+		tab.put([2]uint64{uint64(i) * 0x9e3779b97f4a7c15, uint64(i)}, int32(i))
+	}
+	for i := 0; i < 100_000; i++ {
+		if got := tab.get([2]uint64{uint64(i) * 0x9e3779b97f4a7c15, uint64(i)}); got != int32(i) {
+			t.Fatalf("get %d = %d", i, got)
+		}
+	}
+	if tab.get([2]uint64{1, 2}) != -1 {
+		t.Fatal("absent key found")
+	}
+}
