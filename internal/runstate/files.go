@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/maildist/maildist/internal/cluster"
@@ -49,49 +50,56 @@ func parseInt(file string, r Row, col string, s string) (int64, error) {
 // ReadRaw reads raw.tsv. Good rows come back with bad lines joined in err
 // (see ReadTSV).
 func ReadRaw(path string) ([]cluster.User, error) {
-	rows, err := ReadTSV(path, RawColumns)
-	if rows == nil && err != nil {
+	data, err := readAll(path)
+	if err != nil {
 		return nil, err
 	}
-	bad := []error{err}
-	users := make([]cluster.User, 0, len(rows))
-	for _, r := range rows {
-		f := r.Fields
+	users := make([]cluster.User, 0, strings.Count(data, "\n"))
+	ok, err := eachRow(path, data, RawColumns, func(line int, f []string) error {
+		r := Row{Line: line}
 		u := cluster.User{Name: f[0], Host: f[1], Pool: f[2], Home: f[3], Status: f[9]}
 		var e error
-		var errs []error
+		var first error
+		note := func(e error) {
+			if first == nil {
+				first = e
+			}
+		}
 		if e = cluster.CheckUser(u.Name); e != nil {
-			errs = append(errs, lineErr(path, r, "%v", e))
+			note(lineErr(path, r, "%v", e))
 		}
 		if u.ConnectS, e = parseInt(path, r, "connect_s", f[4]); e != nil {
-			errs = append(errs, e)
+			note(e)
 		}
 		if u.Sessions, e = parseInt(path, r, "sessions", f[5]); e != nil {
-			errs = append(errs, e)
+			note(e)
 		}
 		if f[6] != "" {
-			if u.LastLogin, e = time.Parse(time.RFC3339, f[6]); e != nil {
-				errs = append(errs, lineErr(path, r, "last_login %q is not an RFC 3339 time", f[6]))
+			if u.LastLogin, e = parseTime(f[6]); e != nil {
+				note(lineErr(path, r, "last_login %q is not an RFC 3339 time", f[6]))
 			}
 		}
 		if u.Bytes, e = parseInt(path, r, "bytes", f[7]); e != nil {
-			errs = append(errs, e)
+			note(e)
 		}
 		if u.Messages, e = parseInt(path, r, "messages", f[8]); e != nil {
-			errs = append(errs, e)
+			note(e)
 		}
 		switch u.Status {
 		case cluster.StatusOK, cluster.StatusMissingHome, cluster.StatusUnreadable:
 		default:
-			errs = append(errs, lineErr(path, r, "status %q: want ok, missing-home or unreadable", u.Status))
+			note(lineErr(path, r, "status %q: want ok, missing-home or unreadable", u.Status))
 		}
-		if len(errs) > 0 {
-			bad = append(bad, errs[0])
-			continue
+		if first != nil {
+			return first
 		}
 		users = append(users, u)
+		return nil
+	})
+	if !ok {
+		return nil, err
 	}
-	return users, errors.Join(bad...)
+	return users, err
 }
 
 // WriteRaw writes raw.tsv.
@@ -144,33 +152,33 @@ func WriteMoves(path string, moves []cluster.MoveCount) error {
 
 // ReadSort reads sort.tsv.
 func ReadSort(path string) ([]cluster.Sorted, error) {
-	rows, err := ReadTSV(path, SortColumns)
-	if rows == nil && err != nil {
+	data, err := readAll(path)
+	if err != nil {
 		return nil, err
 	}
-	bad := []error{err}
-	var out []cluster.Sorted
-	for _, r := range rows {
-		c, e := cluster.ParseClass(r.Fields[2])
+	out := make([]cluster.Sorted, 0, strings.Count(data, "\n"))
+	ok, err := eachRow(path, data, SortColumns, func(line int, f []string) error {
+		c, e := cluster.ParseClass(f[2])
 		if e == nil {
-			e = cluster.CheckUser(r.Fields[0])
+			e = cluster.CheckUser(f[0])
 		}
 		if e != nil {
-			bad = append(bad, lineErr(path, r, "%v", e))
-			continue
+			return lineErr(path, Row{Line: line}, "%v", e)
 		}
-		out = append(out, cluster.Sorted{User: r.Fields[0], Host: r.Fields[1], Class: c})
+		out = append(out, cluster.Sorted{User: f[0], Host: f[1], Class: c})
+		return nil
+	})
+	if !ok {
+		return nil, err
 	}
-	return out, errors.Join(bad...)
+	return out, err
 }
 
 // WriteSort writes sort.tsv.
 func WriteSort(path string, s []cluster.Sorted) error {
-	rows := make([][]string, len(s))
-	for i, x := range s {
-		rows[i] = []string{x.User, x.Host, x.Class.String()}
-	}
-	return WriteTSV(path, SortColumns, rows)
+	return writeRows(path, SortColumns, len(s), func(i int, row []string) {
+		row[0], row[1], row[2] = s[i].User, s[i].Host, className(s[i].Class)
+	})
 }
 
 // TodoLine is a todo row with the line it came from.
@@ -206,9 +214,8 @@ func ReadTodo(path string) ([]TodoLine, error) {
 
 // WriteTodo writes todo.tsv or a todo.HOST.tsv.
 func WriteTodo(path string, todo []cluster.Todo) error {
-	rows := make([][]string, len(todo))
-	for i, t := range todo {
-		rows[i] = []string{t.User, t.From, t.To, t.Class.String()}
-	}
-	return WriteTSV(path, TodoColumns, rows)
+	return writeRows(path, TodoColumns, len(todo), func(i int, row []string) {
+		t := &todo[i]
+		row[0], row[1], row[2], row[3] = t.User, t.From, t.To, className(t.Class)
+	})
 }

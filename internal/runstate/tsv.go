@@ -117,7 +117,14 @@ func writeRow(w *bufio.Writer, fields []string) {
 
 // Escape makes a field safe for one TSV column.
 func Escape(s string) string {
-	if !strings.ContainsAny(s, "\t\n\r\\") {
+	clean := true
+	for i := 0; i < len(s) && clean; i++ {
+		switch s[i] {
+		case '\t', '\n', '\r', '\\':
+			clean = false
+		}
+	}
+	if clean {
 		return s
 	}
 	var b strings.Builder
