@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 
@@ -47,6 +48,13 @@ var ErrShort = errors.New("not enough users")
 // ErrTwice is wrapped when sort.tsv would hand out the same user twice.
 var ErrTwice = errors.New("user listed twice")
 
+// classes is the number of classes cXdY, X and Y from 0 to 4.
+const classes = 25
+
+func classIndex(c cluster.Class) int { return c.C*5 + c.D }
+
+func validClass(c cluster.Class) bool { return c.C >= 0 && c.C <= 4 && c.D >= 0 && c.D <= 4 }
+
 type key struct {
 	host  string
 	class cluster.Class
@@ -70,11 +78,22 @@ type bucket struct {
 //
 // Make is pure: the same arguments give the same todo.
 func Make(moves []cluster.MoveCount, sorted []cluster.Sorted, users []cluster.User, opt Options) ([]cluster.Todo, error) {
+	todo, _, err := MakeIndexed(moves, sorted, users, opt)
+	return todo, err
+}
+
+// MakeIndexed is Make that also says, for each todo row, the index in
+// sorted of the user it moves, for callers that keep more about each
+// sorted user than its name.
+func MakeIndexed(moves []cluster.MoveCount, sorted []cluster.Sorted, users []cluster.User, opt Options) ([]cluster.Todo, []int32, error) {
 	pick, err := ParsePolicy(string(opt.Pick))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	buckets := map[key]*bucket{}
+	// Buckets are found by source host number and class, so that the walk
+	// over a million sort rows hashes only the host name, in a small map.
+	source := map[string]int{}
+	var slots []*bucket // [source*25 + class]
 	var order []*bucket
 	var bad []error
 	total := 0
@@ -92,12 +111,20 @@ func Make(moves []cluster.MoveCount, sorted []cluster.Sorted, users []cluster.Us
 		case m.From == "" || m.To == "":
 			bad = append(bad, fmt.Errorf("move %s %q→%q: from and to must name hosts", m.Class, m.From, m.To))
 			continue
+		case !validClass(m.Class):
+			bad = append(bad, fmt.Errorf("move %s→%s: class %+v out of range", m.From, m.To, m.Class))
+			continue
 		}
-		k := key{m.From, m.Class}
-		b := buckets[k]
+		si, ok := source[m.From]
+		if !ok {
+			si = len(source)
+			source[m.From] = si
+			slots = append(slots, make([]*bucket, classes)...)
+		}
+		b := slots[si*classes+classIndex(m.Class)]
 		if b == nil {
-			b = &bucket{key: k}
-			buckets[k] = b
+			b = &bucket{key: key{m.From, m.Class}}
+			slots[si*classes+classIndex(m.Class)] = b
 			order = append(order, b)
 		}
 		b.need += m.Count
@@ -107,12 +134,17 @@ func Make(moves []cluster.MoveCount, sorted []cluster.Sorted, users []cluster.Us
 		total += m.Count
 	}
 	if len(bad) > 0 {
-		return nil, errors.Join(bad...)
+		return nil, nil, errors.Join(bad...)
 	}
 
 	// Candidates, in sort.tsv order. Random needs only the first `need`.
-	for i, s := range sorted {
-		b := buckets[key{s.Host, s.Class}]
+	for i := range sorted {
+		s := &sorted[i]
+		si, ok := source[s.Host]
+		if !ok || !validClass(s.Class) {
+			continue
+		}
+		b := slots[si*classes+classIndex(s.Class)]
 		if b == nil || (pick == Random && len(b.cands) == b.need) {
 			continue
 		}
@@ -125,35 +157,71 @@ func Make(moves []cluster.MoveCount, sorted []cluster.Sorted, users []cluster.Us
 		}
 	}
 	if len(bad) > 0 {
-		return nil, errors.Join(bad...)
+		return nil, nil, errors.Join(bad...)
 	}
 
 	if pick != Random {
 		if err := rank(pick, order, sorted, users); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 
 	rng := NewRand(opt.Seed, "deal")
 	todo := make([]cluster.Todo, 0, total)
-	seen := make(map[string]struct{}, total)
+	index := make([]int32, 0, total)
 	for _, b := range order {
 		rng.Shuffle(len(b.dests), func(i, j int) { b.dests[i], b.dests[j] = b.dests[j], b.dests[i] })
 		for i, to := range b.dests {
-			u := sorted[b.cands[i]].User
-			if _, dup := seen[u]; dup {
-				bad = append(bad, fmt.Errorf("user %s: %w in sort.tsv", u, ErrTwice))
-				continue
-			}
-			seen[u] = struct{}{}
-			todo = append(todo, cluster.Todo{User: u, From: b.host, To: to, Class: b.class})
+			c := b.cands[i]
+			todo = append(todo, cluster.Todo{User: sorted[c].User, From: b.host, To: to, Class: b.class})
+			index = append(index, c)
 		}
 	}
-	if len(bad) > 0 {
-		return nil, errors.Join(bad...)
+	if dups := twice(todo); len(dups) > 0 {
+		for _, u := range dups {
+			bad = append(bad, fmt.Errorf("user %s: %w in sort.tsv", u, ErrTwice))
+		}
+		return nil, nil, errors.Join(bad...)
 	}
-	NewRand(opt.Seed, "todo").Shuffle(len(todo), func(i, j int) { todo[i], todo[j] = todo[j], todo[i] })
-	return todo, nil
+	NewRand(opt.Seed, "todo").Shuffle(len(todo), func(i, j int) {
+		todo[i], todo[j] = todo[j], todo[i]
+		index[i], index[j] = index[j], index[i]
+	})
+	return todo, index, nil
+}
+
+// twice returns the users the todo holds more than once (up to ten). It
+// sorts hashes of the names and compares names only where hashes meet,
+// which is much cheaper than a map of every name.
+func twice(todo []cluster.Todo) []string {
+	seed := maphash.MakeSeed()
+	hs := make([]uint64, len(todo))
+	for i := range todo {
+		hs[i] = maphash.String(seed, todo[i].User)
+	}
+	slices.Sort(hs)
+	clash := map[uint64]bool{}
+	for i := 1; i < len(hs); i++ {
+		if hs[i] == hs[i-1] {
+			clash[hs[i]] = true
+		}
+	}
+	if len(clash) == 0 {
+		return nil
+	}
+	seen := map[string]bool{}
+	var dups []string
+	for i := range todo {
+		u := todo[i].User
+		if !clash[maphash.String(seed, u)] {
+			continue
+		}
+		if seen[u] && len(dups) < 10 && !slices.Contains(dups, u) {
+			dups = append(dups, u)
+		}
+		seen[u] = true
+	}
+	return dups
 }
 
 // rank orders each bucket's candidates by the policy, ties kept in

@@ -66,12 +66,55 @@ func quartiles(vals []int64) [3]int64 {
 	if n == 0 {
 		return q
 	}
-	slices.Sort(nz)
+	var idx [3]int
 	for k := 1; k <= 3; k++ {
-		rank := (k*n + 3) / 4 // ⌈k·n/4⌉, 1-based
-		q[k-1] = nz[rank-1]
+		idx[k-1] = (k*n+3)/4 - 1 // ⌈k·n/4⌉, 0-based
 	}
+	// The median first; the others lie on either side of it.
+	q[1] = selectNth(nz, idx[1])
+	q[0] = selectNth(nz[:idx[1]+1], idx[0])
+	q[2] = selectNth(nz[idx[1]:], idx[2]-idx[1])
 	return q
+}
+
+// selectNth reorders v so that v[k] is the value sorted order would put
+// there, everything before it no larger and everything after no smaller,
+// and returns it: quickselect with a three-way split (survey values repeat
+// a lot), falling back to a sort if the pivots keep going wrong.
+func selectNth(v []int64, k int) int64 {
+	lo, hi := 0, len(v) // the answer lies in v[lo:hi]
+	for budget := 64; hi-lo > 16; budget-- {
+		if budget == 0 {
+			break
+		}
+		a, b, c := v[lo], v[lo+(hi-lo)/2], v[hi-1]
+		pivot := max(min(a, b), min(max(a, b), c)) // median of three
+		// v[lo:lt] < pivot, v[lt:i] == pivot, v[gt:hi] > pivot
+		lt, i, gt := lo, lo, hi
+		for i < gt {
+			switch x := v[i]; {
+			case x < pivot:
+				v[lt], v[i] = v[i], v[lt]
+				lt++
+				i++
+			case x > pivot:
+				gt--
+				v[gt], v[i] = v[i], v[gt]
+			default:
+				i++
+			}
+		}
+		switch {
+		case k < lt:
+			hi = lt
+		case k >= gt:
+			lo = gt
+		default:
+			return pivot
+		}
+	}
+	slices.Sort(v[lo:hi])
+	return v[k]
 }
 
 // ParseThresholds reads the --thresholds flag: one or both of

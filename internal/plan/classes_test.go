@@ -1,8 +1,11 @@
 package plan
 
 import (
+	"slices"
 	"strings"
 	"testing"
+
+	"pgregory.net/rapid"
 
 	"github.com/maildist/maildist/internal/cluster"
 )
@@ -119,6 +122,36 @@ func FuzzParseThresholds(f *testing.F) {
 		back, err := ParseThresholds(th.String())
 		if err != nil || back != th {
 			t.Fatalf("%q → %q → %+v, %v", s, th.String(), back, err)
+		}
+	})
+}
+
+func TestSelectNthAgreesWithSort(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		v := rapid.SliceOfN(rapid.Int64Range(0, rapid.Int64Range(1, 1000).Draw(t, "spread")), 1, 400).Draw(t, "v")
+		k := rapid.IntRange(0, len(v)-1).Draw(t, "k")
+		sorted := slices.Clone(v)
+		slices.Sort(sorted)
+		if got := selectNth(v, k); got != sorted[k] || v[k] != got {
+			t.Fatalf("selectNth(%d) = %d, sorted says %d", k, got, sorted[k])
+		}
+		for i := range v {
+			if (i < k && v[i] > v[k]) || (i > k && v[i] < v[k]) {
+				t.Fatalf("not split around %d: %v", k, v)
+			}
+		}
+		want := [3]int64{}
+		var nz []int64
+		for _, x := range sorted {
+			if x > 0 {
+				nz = append(nz, x)
+			}
+		}
+		if n := len(nz); n > 0 {
+			want = [3]int64{nz[(n+3)/4-1], nz[(2*n+3)/4-1], nz[(3*n+3)/4-1]}
+		}
+		if got := quartiles(slices.Clone(v)); got != want {
+			t.Fatalf("quartiles = %v, want %v", got, want)
 		}
 	})
 }

@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/big"
 	"slices"
 	"strings"
@@ -146,21 +147,15 @@ func Make(users []cluster.User, hosts []*cluster.Host, opt Options) (*Plan, erro
 		return nil, err
 	}
 
+	if err := duplicates(users); err != nil {
+		return nil, err
+	}
 	// Sort the rows out: movable users, users left in place, unknown hosts.
 	where := make([]int32, len(users)) // host index, or -1: not movable
 	unknown := map[string]int{}
-	byName := make(map[string]int32, len(users))
-	var dups []string
 	movable := 0
 	for i := range users {
 		u := &users[i]
-		if j, dup := byName[u.Name]; dup {
-			if len(dups) < 10 {
-				dups = append(dups, fmt.Sprintf("%s (on %s and %s)", u.Name, orNone(users[j].Host), orNone(u.Host)))
-			}
-			continue
-		}
-		byName[u.Name] = int32(i)
 		where[i] = -1
 		if u.Host == "" {
 			p.Unmoved = append(p.Unmoved, Unmoved{User: u.Name, Status: StatusNoHost})
@@ -182,13 +177,6 @@ func Make(users []cluster.User, hosts []*cluster.Host, opt Options) (*Plan, erro
 		}
 		where[i] = int32(h)
 		movable++
-	}
-	if len(byName) < len(users) {
-		more := ""
-		if n := len(users) - len(byName); n > len(dups) {
-			more = fmt.Sprintf(" and %d more", n-len(dups))
-		}
-		return nil, fmt.Errorf("%w: %s%s", ErrDuplicate, strings.Join(dups, ", "), more)
 	}
 	if len(unknown) > 0 {
 		return nil, unknownHosts(unknown)
@@ -216,29 +204,38 @@ func Make(users []cluster.User, hosts []*cluster.Host, opt Options) (*Plan, erro
 			p.Thresholds.Bytes = quartiles(vals)
 		}
 	}
+	// sort.tsv, with the row each entry came from. The host names are the
+	// host list's own strings: a million lookups of a few hundred shared
+	// strings stay in the cache.
 	p.Sort = make([]cluster.Sorted, 0, movable)
+	row := make([]int32, 0, movable)
 	for i := range users {
 		if h := where[i]; h >= 0 {
 			c := p.Thresholds.Class(users[i].ConnectS, users[i].Bytes)
 			p.Hosts[h].Have[ClassIndex(c)]++
-			p.Sort = append(p.Sort, cluster.Sorted{User: users[i].Name, Host: users[i].Host, Class: c})
+			p.Sort = append(p.Sort, cluster.Sorted{User: users[i].Name, Host: p.Hosts[h].Name, Class: c})
+			row = append(row, int32(i))
 		}
 	}
-	assign.NewRand(opt.Seed, "sort").Shuffle(len(p.Sort), func(i, j int) { p.Sort[i], p.Sort[j] = p.Sort[j], p.Sort[i] })
+	assign.NewRand(opt.Seed, "sort").Shuffle(len(p.Sort), func(i, j int) {
+		p.Sort[i], p.Sort[j] = p.Sort[j], p.Sort[i]
+		row[i], row[j] = row[j], row[i]
+	})
 
 	if err := p.balance(groupOf); err != nil {
 		return nil, err
 	}
 
-	p.Todo, err = assign.Make(p.Moves, p.Sort, users, assign.Options{Pick: opt.Pick, Seed: opt.Seed})
+	var picked []int32
+	p.Todo, picked, err = assign.MakeIndexed(p.Moves, p.Sort, users, assign.Options{Pick: opt.Pick, Seed: opt.Seed})
 	if err != nil {
 		return nil, fmt.Errorf("assign the planned moves: %w", err)
 	}
 	for i := range p.Hosts {
 		p.Hosts[i].After = p.Hosts[i].Before
 	}
-	for _, t := range p.Todo {
-		u := &users[byName[t.User]]
+	for i, t := range p.Todo {
+		u := &users[row[picked[i]]]
 		from, to := &p.Hosts[hostIdx[t.From]], &p.Hosts[hostIdx[t.To]]
 		from.After.Users--
 		from.After.Bytes -= u.Bytes
@@ -249,6 +246,52 @@ func Make(users []cluster.User, hosts []*cluster.Host, opt Options) (*Plan, erro
 	}
 	p.summarise(len(users), movable)
 	return p, nil
+}
+
+// duplicates reports user names on more than one row. It sorts hashes of
+// the names rather than filling a map of a million strings, and compares
+// the names only where two hashes meet.
+func duplicates(users []cluster.User) error {
+	seed := maphash.MakeSeed()
+	hs := make([]uint64, len(users))
+	for i := range users {
+		hs[i] = maphash.String(seed, users[i].Name)
+	}
+	slices.Sort(hs)
+	clash := map[uint64]bool{}
+	for i := 1; i < len(hs); i++ {
+		if hs[i] == hs[i-1] {
+			clash[hs[i]] = true
+		}
+	}
+	if len(clash) == 0 {
+		return nil
+	}
+	first := map[string]int{}
+	var dups []string
+	n := 0
+	for i := range users {
+		if !clash[maphash.String(seed, users[i].Name)] {
+			continue
+		}
+		j, seen := first[users[i].Name]
+		if !seen {
+			first[users[i].Name] = i
+			continue
+		}
+		n++
+		if len(dups) < 10 {
+			dups = append(dups, fmt.Sprintf("%s (on %s and %s)", users[i].Name, orNone(users[j].Host), orNone(users[i].Host)))
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	more := ""
+	if n > len(dups) {
+		more = fmt.Sprintf(" and %d more", n-len(dups))
+	}
+	return fmt.Errorf("%w: %s%s", ErrDuplicate, strings.Join(dups, ", "), more)
 }
 
 func orNone(h string) string {
