@@ -2,49 +2,15 @@ package cli
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/maildist/maildist/internal/activity"
 	"github.com/maildist/maildist/internal/config"
-	"github.com/maildist/maildist/internal/delivery"
 	"github.com/maildist/maildist/internal/directory"
-	"github.com/maildist/maildist/internal/directory/passwd"
-	"github.com/maildist/maildist/internal/host"
 	"github.com/maildist/maildist/internal/move"
 	"github.com/maildist/maildist/internal/runstate"
+	"github.com/maildist/maildist/internal/wire"
 )
-
-// openDirectory opens the directory a config names.
-func openDirectory(cfg *config.Config) (directory.Directory, error) {
-	switch cfg.Directory.Type {
-	case "passwd":
-		return passwd.Open(cfg.Directory.Path, passwd.Options{HoldMarker: cfg.Directory.HoldMarker})
-	}
-	return nil, fmt.Errorf("directory type %q is not supported", cfg.Directory.Type)
-}
-
-// hostsOf returns a lookup of the config's hosts.
-func hostsOf(cfg *config.Config) func(string) (host.Host, error) {
-	c := cfg.Cluster()
-	hs := map[string]host.Host{}
-	for _, h := range cfg.Hosts {
-		if h.Local() {
-			hs[h.Name] = host.NewLocal(h, c)
-		}
-	}
-	return func(name string) (host.Host, error) {
-		if h, ok := hs[name]; ok {
-			return h, nil
-		}
-		if ch, ok := c.Host(name); ok && !ch.Local() {
-			return nil, fmt.Errorf("host %s is reached through its agent (%s), which this build cannot do yet", name, ch.Agent)
-		}
-		return nil, fmt.Errorf("no host named %q in %s", name, cfg.Path)
-	}
-}
 
 // engineOptions are what a command adds to the config's engine.
 type engineOptions struct {
@@ -54,52 +20,10 @@ type engineOptions struct {
 	log         *runstate.Log
 }
 
-// newEngine wires a move engine from a config.
+// newEngine wires a move engine from a config, reporting its events on
+// stderr and in the run's log.
 func newEngine(g *globals, cfg *config.Config, opt engineOptions) (*move.Engine, directory.Directory, error) {
-	dir, err := openDirectory(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	src, err := activity.New(cfg.Activity, cfg.Domain, host.RunCommand)
-	if err != nil {
-		dir.Close()
-		return nil, nil, err
-	}
-	hold, err := delivery.New(cfg.Delivery, host.RunCommand)
-	if err != nil {
-		dir.Close()
-		return nil, nil, err
-	}
-	if r, ok := hold.(*delivery.Rename); ok {
-		r.AllowUnsafe = opt.allowUnsafe
-	}
-	jd := opt.journalDir
-	if jd == "" {
-		jd = filepath.Join(cfg.StateDir, "journal")
-	}
-	hostname, _ := os.Hostname()
-	e := &move.Engine{
-		Cluster:   cfg.Cluster(),
-		Directory: dir,
-		Host:      hostsOf(cfg),
-		Copier:    &host.LocalCopier{},
-		Hold:      hold,
-		HoldKinds: func(kind string) (delivery.Hold, error) {
-			d := cfg.Delivery
-			d.Hold = kind
-			return delivery.New(d, host.RunCommand)
-		},
-		Activity:   activity.Here{Source: src},
-		Stub:       cfg.Delivery.Stub == "forward",
-		Marker:     cfg.Directory.HoldMarker,
-		JournalDir: jd,
-		LockDir:    filepath.Join(cfg.StateDir, "locks"),
-		Settle:     cfg.Delivery.Settle,
-		Margin:     cfg.Delivery.Margin,
-		Batch:      opt.batch,
-		Runner:     hostname,
-	}
-	e.Events = func(ev runstate.Event) {
+	events := func(ev runstate.Event) {
 		if opt.log != nil {
 			if err := opt.log.Append(ev); err != nil {
 				g.logf("warning: %v", err)
@@ -109,7 +33,7 @@ func newEngine(g *globals, cfg *config.Config, opt engineOptions) (*move.Engine,
 			g.logf("%s", describeEvent(ev))
 		}
 	}
-	return e, dir, nil
+	return wire.Engine(cfg, wire.Options{JournalDir: opt.journalDir, Batch: opt.batch, AllowUnsafe: opt.allowUnsafe, Events: events})
 }
 
 // describeEvent is one line of progress for stderr.
