@@ -106,6 +106,7 @@ The config is --config FILE, else $MAILDIST_CONFIG, else ./maildist.toml.`,
 
 	root.AddCommand(
 		newVersionCommand(g),
+		newSurveyCommand(g),
 		newPlanCommand(g),
 		newAssignCommand(g),
 		newMoveCommand(g),

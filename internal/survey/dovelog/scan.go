@@ -27,6 +27,9 @@ type File struct {
 type Stream struct {
 	Name  string
 	Files []File
+	// Events, if set instead of Files, are the stream already read, in
+	// time order (sessions from another source).
+	Events []Event
 }
 
 // ScanOptions tune Scan.
@@ -274,7 +277,10 @@ func (c *cursor) next(pr *Pairer, src int, rep *Report, opt ScanOptions) (bool, 
 			c.curFile, c.lineBase = j.file, 0
 			rep.Files++
 		}
-		name := c.stream.Files[j.file].Name
+		name := c.stream.Name
+		if j.file < len(c.stream.Files) {
+			name = c.stream.Files[j.file].Name
+		}
 		for _, bp := range j.problems {
 			if len(rep.Malformed) < opt.Examples {
 				rep.Malformed = append(rep.Malformed, LineProblem{File: name, Line: c.lineBase + bp.line, Reason: bp.reason, Text: bp.text})
@@ -297,6 +303,9 @@ func (c *cursor) next(pr *Pairer, src int, rep *Report, opt ScanOptions) (bool, 
 }
 
 func (c *cursor) recycle(j *job) {
+	if c.free == nil {
+		return
+	}
 	select {
 	case c.free <- j:
 	default:
@@ -313,6 +322,19 @@ func (c *cursor) drain() {
 func startStream(ctx context.Context, wg *sync.WaitGroup, s *Stream, opt ScanOptions) *cursor {
 	inflight := 2*opt.Workers + 2
 	c := &cursor{stream: s, order: make(chan *job, inflight), free: make(chan *job, inflight+2), curFile: -1}
+	if len(s.Files) == 0 {
+		j := &job{events: s.Events, done: make(chan struct{})}
+		for i := range s.Events {
+			if t := s.Events[i].Time; !j.hasTime || t > j.maxTime {
+				j.maxTime, j.hasTime = t, true
+			}
+		}
+		close(j.done)
+		c.order <- j
+		close(c.order)
+		c.free = nil // the events are the caller's: never reused
+		return c
+	}
 	work := make(chan *job, inflight)
 	for w := 0; w < opt.Workers; w++ {
 		wg.Add(1)

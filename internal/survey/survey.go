@@ -1,0 +1,310 @@
+package survey
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/maildist/maildist/internal/cluster"
+	"github.com/maildist/maildist/internal/directory"
+	"github.com/maildist/maildist/internal/survey/dovelog"
+)
+
+// Options say what to survey.
+type Options struct {
+	Cluster *cluster.Cluster
+	Entries []directory.Entry // the directory's users, in its order
+
+	// Disk reads homes; nil means LocalDisk. With NoDisk the homes are
+	// only looked at (Check), not walked: bytes and messages are 0.
+	Disk   DiskReader
+	NoDisk bool
+	// Workers is how many homes are walked at once (0: 4 a core).
+	Workers int
+
+	Logs     []string // globs of Dovecot logs
+	Sessions []string // TSV files of sessions: user start end
+	// Since and Until bound the window for connect time (zero: open).
+	Since, Until time.Time
+	// Loc is the zone of log timestamps that carry none (nil: local time).
+	Loc *time.Location
+
+	// Progress, if set, is kept up to date while the survey runs.
+	Progress *Progress
+}
+
+// Progress is what a running survey has done so far. Its fields may be
+// read at any time from another goroutine.
+type Progress struct {
+	Users     atomic.Int64 // homes to look at
+	UsersDone atomic.Int64
+	LogBytes  atomic.Int64 // total size of the log files (compressed, for .gz)
+	LogRead   atomic.Int64
+	LogsDone  atomic.Bool
+	Started   time.Time
+}
+
+// Result is a finished survey.
+type Result struct {
+	Users []cluster.User // one for each good directory entry, in its order
+
+	Log      dovelog.Report
+	Pairing  dovelog.Stats
+	Sessions int   // sessions read from sessions files
+	Streams  int   // log streams (a live file and its rotations)
+	LogUsers int64 // users in the logs that the directory does not have
+
+	// Problems are per-user problems: the survey went on, but the rows
+	// they name are incomplete (a home on no host, an unreadable home, a
+	// duplicate or bad entry, a bad sessions line).
+	Problems []error
+	Missing  int // homes that do not exist (not a problem: expiring users)
+	Elapsed  time.Duration
+}
+
+// Run surveys the cluster: every entry's home (host, status, disk use)
+// and the connect time the logs give each user. A log that cannot be read
+// stops it with an error; anything wrong with one user is kept in
+// Result.Problems and the survey goes on.
+func Run(ctx context.Context, opt Options) (*Result, error) {
+	start := time.Now()
+	if opt.Disk == nil {
+		opt.Disk = LocalDisk{}
+	}
+	if opt.Loc == nil {
+		opt.Loc = time.Local
+	}
+	prog := opt.Progress
+	if prog == nil {
+		prog = &Progress{}
+	}
+	prog.Started = start
+	res := &Result{}
+
+	// The users: one row for each good entry.
+	idx := map[string]int{}
+	for _, e := range opt.Entries {
+		if err := cluster.CheckUser(e.User); err != nil {
+			res.Problems = append(res.Problems, fmt.Errorf("directory: %w", err))
+			continue
+		}
+		if _, dup := idx[e.User]; dup {
+			res.Problems = append(res.Problems, fmt.Errorf("directory: user %q appears more than once; the first entry is surveyed", e.User))
+			continue
+		}
+		idx[e.User] = len(res.Users)
+		u := cluster.User{Name: e.User, Home: e.Home}
+		res.Users = append(res.Users, u)
+	}
+
+	// The logs, found up front so that a bad glob stops the survey before
+	// any work.
+	streams, sizes, err := FindLogs(opt.Logs)
+	if err != nil {
+		return nil, err
+	}
+	res.Streams = len(streams)
+	for i := range streams {
+		for j := range streams[i].Files {
+			streams[i].Files[j].Open = opener(streams[i].Files[j].Name, &prog.LogRead)
+		}
+		prog.LogBytes.Add(sizes[i])
+	}
+	for _, path := range opt.Sessions {
+		evs, n, bad, err := ReadSessions(path)
+		if err != nil {
+			return nil, err
+		}
+		res.Problems = append(res.Problems, bad...)
+		res.Sessions += n
+		streams = append(streams, dovelog.Stream{Name: path, Events: evs})
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var logErr error
+	var pr *dovelog.Pairer
+	if len(streams) > 0 {
+		pr = dovelog.NewPairer(dovelog.PairOptions{
+			Since: opt.Since, Until: opt.Until,
+			Normalize: Normalizer(res.Users, opt.Cluster.Domain),
+			UsersHint: len(res.Users),
+		})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer prog.LogsDone.Store(true)
+			rep, err := dovelog.Scan(ctx, streams, pr, dovelog.ScanOptions{Loc: opt.Loc})
+			res.Log = rep
+			if err != nil {
+				logErr = err
+				cancel()
+			}
+		}()
+	} else {
+		prog.LogsDone.Store(true)
+	}
+
+	diskProblems := surveyDisks(ctx, opt, res.Users, prog, &res.Missing)
+	wg.Wait()
+	if logErr != nil {
+		return nil, logErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	res.Problems = append(res.Problems, diskProblems...)
+
+	if pr != nil {
+		res.Pairing = pr.Stats()
+		pr.Each(func(name string, t dovelog.Totals) {
+			i, ok := idx[name]
+			if !ok || !t.Known {
+				res.LogUsers++
+				return
+			}
+			u := &res.Users[i]
+			u.ConnectS = int64(t.Connect / time.Second)
+			u.Sessions = t.Sessions
+			u.LastLogin = t.LastLogin
+		})
+	}
+	res.Elapsed = time.Since(start)
+	return res, nil
+}
+
+// surveyDisks fills host, pool, status, bytes and messages of every user,
+// walking homes in parallel, and returns the problems it met.
+func surveyDisks(ctx context.Context, opt Options, users []cluster.User, prog *Progress, missing *int) []error {
+	workers := opt.Workers
+	if workers <= 0 {
+		workers = 4 * runtime.GOMAXPROCS(0)
+	}
+	prog.Users.Store(int64(len(users)))
+	problems := make([]error, len(users))
+	next := atomic.Int64{}
+	var nMissing atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= len(users) {
+					return
+				}
+				problems[i] = surveyOne(ctx, opt, &users[i])
+				if users[i].Status == cluster.StatusMissingHome {
+					nMissing.Add(1)
+				}
+				prog.UsersDone.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	*missing = int(nMissing.Load())
+	var out []error
+	for _, p := range problems {
+		if p != nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// surveyOne looks at one user's home.
+func surveyOne(ctx context.Context, opt Options, u *cluster.User) error {
+	h, ok := opt.Cluster.HostOf(u.Home)
+	if !ok {
+		u.Status = cluster.StatusUnreadable
+		return fmt.Errorf("user %s: home %s is under no host's root", u.Name, u.Home)
+	}
+	u.Host, u.Pool = h.Name, h.Pool
+	var err error
+	if opt.NoDisk {
+		err = opt.Disk.Check(ctx, h, u.Home)
+	} else {
+		u.Bytes, u.Messages, err = opt.Disk.Usage(ctx, h, u.Home)
+	}
+	switch {
+	case err == nil:
+		u.Status = cluster.StatusOK
+		return nil
+	case errors.Is(err, ErrMissingHome):
+		u.Status = cluster.StatusMissingHome
+		u.Bytes, u.Messages = 0, 0
+		return nil
+	default:
+		u.Status = cluster.StatusUnreadable
+		return fmt.Errorf("user %s: home %s on %s: %w", u.Name, u.Home, h.Name, err)
+	}
+}
+
+// Normalizer maps user names as logs write them to the directory's: a
+// name the directory has is itself; alice@DOMAIN is alice when the
+// directory has alice, and alice is alice@DOMAIN when it has that
+// (DOMAIN is the cluster's domain); failing those, the same without
+// regard to case, if only one directory name matches. Anything else is
+// not known. Every name it maps together has the same part before '@', up
+// to case.
+func Normalizer(users []cluster.User, domain string) func(string) (string, bool) {
+	names := make(map[string]bool, len(users))
+	lower := make(map[string]string, len(users))
+	for _, u := range users {
+		names[u.Name] = true
+		l := strings.ToLower(u.Name)
+		if prev, dup := lower[l]; dup && prev != u.Name {
+			lower[l] = "" // two names differ only in case: no guessing
+		} else {
+			lower[l] = u.Name
+		}
+	}
+	suffix := ""
+	if domain != "" {
+		suffix = "@" + strings.ToLower(domain)
+	}
+	exact := func(s string) (string, bool) {
+		if names[s] {
+			return s, true
+		}
+		if suffix == "" {
+			return "", false
+		}
+		if i := strings.LastIndexByte(s, '@'); i > 0 && strings.EqualFold(s[i:], suffix) && names[s[:i]] {
+			return s[:i], true
+		}
+		if !strings.Contains(s, "@") && names[s+suffix] {
+			return s + suffix, true
+		}
+		return "", false
+	}
+	return func(s string) (string, bool) {
+		if n, ok := exact(s); ok {
+			return n, true
+		}
+		l := strings.ToLower(s)
+		if n := lower[l]; n != "" {
+			return n, true
+		}
+		if suffix != "" {
+			if i := strings.LastIndexByte(l, '@'); i > 0 && l[i:] == suffix {
+				if n := lower[l[:i]]; n != "" {
+					return n, true
+				}
+			}
+			if !strings.Contains(l, "@") {
+				if n := lower[l+suffix]; n != "" {
+					return n, true
+				}
+			}
+		}
+		return s, false
+	}
+}

@@ -1,0 +1,303 @@
+package survey
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/maildist/maildist/internal/cluster"
+	"github.com/maildist/maildist/internal/directory"
+)
+
+// duBytes is `du --block-size=1 -s` of a folder.
+func duBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	out, err := exec.Command("du", "--block-size=1", "-s", dir).Output()
+	if err != nil {
+		t.Fatalf("du %s: %v", dir, err)
+	}
+	n, err := strconv.ParseInt(strings.Fields(string(out))[0], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// findMessages is `find DIR -type f (-path */cur/* -o -path */new/*) | wc -l`.
+func findMessages(t *testing.T, dir string) int64 {
+	t.Helper()
+	out, err := exec.Command("find", dir, "-type", "f", "(", "-path", "*/cur/*", "-o", "-path", "*/new/*", ")").Output()
+	if err != nil {
+		t.Fatalf("find %s: %v", dir, err)
+	}
+	return int64(strings.Count(string(out), "\n"))
+}
+
+// tree makes files (content) and folders (a name ending in /) under dir.
+func tree(t *testing.T, dir string, spec map[string]string) {
+	t.Helper()
+	for name, body := range spec {
+		p := filepath.Join(dir, name)
+		if strings.HasSuffix(name, "/") {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestSurveyHomes(t *testing.T) {
+	root := t.TempDir()
+	c := &cluster.Cluster{Domain: "example.edu", Hosts: []*cluster.Host{
+		{Name: "bp01", Pool: "bp", Root: "/bp01", FSRoot: filepath.Join(root, "bp01")},
+		{Name: "bp02", Pool: "bp", Root: "/bp02", FSRoot: filepath.Join(root, "bp02")},
+	}}
+	big := strings.Repeat("x", 70000)
+	alice := filepath.Join(root, "bp01/bp01/alice")
+	tree(t, alice, map[string]string{
+		"Maildir/cur/1.a:2,S":              "Subject: one\n\nbody\n",
+		"Maildir/cur/2.b:2,RS":             big,
+		"Maildir/new/3.c":                  "Subject: three\n\n",
+		"Maildir/tmp/4.d":                  "being delivered: not a message yet",
+		"Maildir/dovecot-uidlist":          "3 V1 N4\n",
+		"Maildir/.Sent/cur/5.e:2,S":        "sent\n",
+		"Maildir/.Sent/new/":               "",
+		"Maildir/.Sent/tmp/":               "",
+		"Maildir/.Sent/maildirfolder":      "",
+		"Maildir/.Drafts/cur/":             "", // no new/: not a Maildir folder
+		"Maildir/.Drafts/cur/x":            "not counted",
+		"Maildir/.Sent.2024/cur/6.f:2,S":   "archived\n",
+		"Maildir/.Sent.2024/new/7.g":       "archived, new\n",
+		"mail/saved":                       "From a@b Mon Jan  1 00:00:00 2024\nSubject: x\n\n>From the start\nFrom nowhere: not at a line start? yes it is\n\nFrom c@d Tue Jan  2 00:00:00 2024\nSubject: y\n\nbody\n",
+		"mail/notes.txt":                   "no mbox: Fromage\nFrom x\n",
+		".forward":                         "alice@elsewhere\n",
+		"Maildir/.Trash/cur/8.h:2,ST":      "trash\n",
+		"Maildir/.Trash/new/":              "",
+		"Maildir/dovecot.index.log":        "From but dovecot's own file",
+		"Maildir/subscriptions":            "Sent\n",
+		"Maildir/.Sent/dovecot-uidlist":    "3 V1 N2\n",
+		"Maildir/.Sent.2024/maildirfolder": "",
+	})
+	// A hard link is counted once; a symlink is not followed.
+	if err := os.Link(filepath.Join(alice, "Maildir/cur/2.b:2,RS"), filepath.Join(alice, "Maildir/.Trash/cur/9.i:2,S")); err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(root, "outside")
+	tree(t, outside, map[string]string{"cur/x": big, "new/y": big})
+	if err := os.Symlink(outside, filepath.Join(alice, "Maildir/.Evil")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "cur/x"), filepath.Join(alice, "Maildir/cur/10.j:2,S")); err != nil {
+		t.Fatal(err)
+	}
+	bob := filepath.Join(root, "bp02/bp02/bob")
+	tree(t, bob, map[string]string{"Maildir/cur/": "", "Maildir/new/": "", "Maildir/tmp/": ""})
+	// carol's home is a symlink: not followed, unreadable.
+	if err := os.Symlink(bob, filepath.Join(root, "bp02/bp02/carol")); err != nil {
+		t.Fatal(err)
+	}
+	// erin's home is a file.
+	tree(t, filepath.Join(root, "bp01/bp01"), map[string]string{"erin": "not a folder"})
+
+	entries := []directory.Entry{
+		{User: "alice", Home: "/bp01/alice"},
+		{User: "bob", Home: "/bp02/bob"},
+		{User: "carol", Home: "/bp02/carol"},
+		{User: "dave", Home: "/bp02/dave"},     // missing
+		{User: "erin", Home: "/bp01/erin"},     // a file
+		{User: "frank", Home: "/srv/frank"},    // on no host
+		{User: "alice", Home: "/bp02/alice2"},  // duplicate
+		{User: "../x", Home: "/bp01/x"},        // not a plain name
+		{User: "gina", Home: "/bp01/gina/../"}, // not clean
+	}
+	for _, noDisk := range []bool{false, true} {
+		res, err := Run(context.Background(), Options{Cluster: c, Entries: entries, NoDisk: noDisk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]cluster.User{}
+		for _, u := range res.Users {
+			got[u.Name] = u
+		}
+		wantStatus := map[string]string{"alice": "ok", "bob": "ok", "carol": "unreadable", "dave": "missing-home",
+			"erin": "unreadable", "frank": "unreadable", "gina": "unreadable"}
+		if len(res.Users) != len(wantStatus) {
+			t.Errorf("%d users, want %d", len(res.Users), len(wantStatus))
+		}
+		for name, st := range wantStatus {
+			if got[name].Status != st {
+				t.Errorf("no-disk %v: %s status %q, want %q", noDisk, name, got[name].Status, st)
+			}
+		}
+		if h := got["frank"]; h.Host != "" || h.Pool != "" {
+			t.Errorf("frank on host %q pool %q, want none", h.Host, h.Pool)
+		}
+		if h := got["bob"]; h.Host != "bp02" || h.Pool != "bp" {
+			t.Errorf("bob on host %q pool %q", h.Host, h.Pool)
+		}
+		// carol, erin, frank, gina, the duplicate and the bad name.
+		if len(res.Problems) != 6 {
+			t.Errorf("%d problems, want 6: %v", len(res.Problems), res.Problems)
+		}
+		if res.Missing != 1 {
+			t.Errorf("missing = %d, want 1", res.Missing)
+		}
+		if noDisk {
+			if got["alice"].Bytes != 0 || got["alice"].Messages != 0 {
+				t.Errorf("--no-disk walked: %+v", got["alice"])
+			}
+			continue
+		}
+		// cur+new files: 1,2,3 + Sent 5 + Sent.2024 6,7 + Trash 8,9 = 8;
+		// mbox "saved": 3 "From " lines. The symlinks count as nothing.
+		if m := got["alice"].Messages; m != 8+3 {
+			t.Errorf("alice messages = %d, want 11", m)
+		}
+		for _, name := range []string{"alice", "bob"} {
+			dir := filepath.Join(root, got[name].Host, got[name].Home)
+			if du := duBytes(t, dir); got[name].Bytes != du {
+				t.Errorf("%s bytes = %d, du says %d", name, got[name].Bytes, du)
+			}
+		}
+	}
+}
+
+func TestMboxAcrossReads(t *testing.T) {
+	dir := t.TempDir()
+	// "\nFrom " lands across the 64 KiB read boundary at every offset.
+	for shift := 0; shift < 8; shift++ {
+		body := "From a@b Mon Jan  1 00:00:00 2024\n" + strings.Repeat("y", 64<<10-40+shift) + "\nFrom c@d x\nz\nFrom e@f y\n"
+		p := filepath.Join(dir, "home"+strconv.Itoa(shift))
+		tree(t, p, map[string]string{"mbox": body})
+		h := &cluster.Host{Name: "h", Root: "/", FSRoot: "/"}
+		_, msgs, err := LocalDisk{}.Usage(context.Background(), h, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msgs != 3 {
+			t.Errorf("shift %d: %d messages, want 3", shift, msgs)
+		}
+	}
+}
+
+func TestNormalizer(t *testing.T) {
+	users := []cluster.User{{Name: "alice"}, {Name: "bob@example.edu"}, {Name: "Carol"}, {Name: "dan"}, {Name: "Dan"}}
+	n := Normalizer(users, "Example.EDU")
+	for _, tc := range []struct {
+		in, want string
+		known    bool
+	}{
+		{"alice", "alice", true},
+		{"alice@example.edu", "alice", true},
+		{"alice@EXAMPLE.EDU", "alice", true},
+		{"ALICE@example.edu", "alice", true},
+		{"alice@other.org", "alice@other.org", false},
+		{"bob", "bob@example.edu", true},
+		{"bob@example.edu", "bob@example.edu", true},
+		{"carol", "Carol", true},
+		{"dan", "dan", true},
+		{"DAN", "DAN", false}, // dan or Dan: no guessing
+		{"zed", "zed", false},
+	} {
+		got, known := n(tc.in)
+		if got != tc.want || known != tc.known {
+			t.Errorf("normalize %q = %q %v, want %q %v", tc.in, got, known, tc.want, tc.known)
+		}
+	}
+}
+
+func TestRotationOrder(t *testing.T) {
+	dir := t.TempDir()
+	names := []string{"dovecot.log", "dovecot.log.1", "dovecot.log.2.gz", "dovecot.log.10.gz", "other.log-20250301.gz", "other.log-20250215", "other.log"}
+	for _, n := range names {
+		tree(t, dir, map[string]string{n: ""})
+	}
+	streams, _, err := FindLogs([]string{filepath.Join(dir, "*")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range streams {
+		var fs []string
+		for _, f := range s.Files {
+			fs = append(fs, filepath.Base(f.Name))
+		}
+		got = append(got, filepath.Base(s.Name)+": "+strings.Join(fs, " "))
+	}
+	want := []string{
+		"dovecot.log: dovecot.log.10.gz dovecot.log.2.gz dovecot.log.1 dovecot.log",
+		"other.log: other.log-20250215 other.log-20250301.gz other.log",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("streams:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if _, _, err := FindLogs([]string{filepath.Join(dir, "nothing*")}); err == nil || !strings.Contains(err.Error(), "matches no file") {
+		t.Errorf("a glob matching nothing: err = %v", err)
+	}
+}
+
+func TestSessionsFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sessions.tsv")
+	tree(t, dir, map[string]string{"sessions.tsv": "user\tstart\tend\n" +
+		"alice\t2025-03-01T10:00:00Z\t2025-03-01T11:00:00Z\n" +
+		"alice\t2025-03-01T10:30:00Z\t2025-03-01T12:00:00Z\n" +
+		"# a comment\n" +
+		"bob\t2025-03-01T10:00:00Z\n" +
+		"carol\t2025-03-01T10:00:00Z\t2025-03-01T09:00:00Z\n" +
+		"dave\tyesterday\t2025-03-01T09:00:00Z\n"})
+	c := &cluster.Cluster{Hosts: []*cluster.Host{{Name: "h", Root: "/h", FSRoot: dir}}}
+	res, err := Run(context.Background(), Options{Cluster: c, NoDisk: true, Sessions: []string{p},
+		Entries: []directory.Entry{{User: "alice", Home: "/h/alice"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := res.Users[0]
+	if a.ConnectS != 7200 || a.Sessions != 2 || !a.LastLogin.Equal(time.Date(2025, 3, 1, 10, 30, 0, 0, time.UTC)) {
+		t.Errorf("alice = %+v, want 7200 s in 2 sessions, last login 10:30", a)
+	}
+	if len(res.Problems) != 3 {
+		t.Fatalf("problems = %v, want bob, carol and dave named", res.Problems)
+	}
+	for i, line := range []string{":5:", ":6:", ":7:"} {
+		if !strings.Contains(res.Problems[i].Error(), "sessions.tsv"+line) {
+			t.Errorf("problem %d = %v, want it to name sessions.tsv%s", i, res.Problems[i], line)
+		}
+	}
+}
+
+func TestUnreadableLogStopsTheSurvey(t *testing.T) {
+	dir := t.TempDir()
+	tree(t, dir, map[string]string{"dovecot.log": "Sep 13 10:00:00 imap(a): Logged out\n"})
+	if err := os.Chmod(filepath.Join(dir, "dovecot.log"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		// root reads anything: make it a file that fails on read instead.
+		if err := os.Remove(filepath.Join(dir, "dovecot.log")); err != nil {
+			t.Fatal(err)
+		}
+		tree(t, dir, map[string]string{"dovecot.log.gz": "not gzip at all"})
+	}
+	c := &cluster.Cluster{Hosts: []*cluster.Host{{Name: "h", Root: "/h", FSRoot: dir}}}
+	_, err := Run(context.Background(), Options{Cluster: c, NoDisk: true, Logs: []string{filepath.Join(dir, "dovecot.log*")},
+		Entries: []directory.Entry{{User: "alice", Home: "/h/alice"}}})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "dovecot.log")) {
+		t.Fatalf("err = %v, want one naming the log", err)
+	}
+	var pe *os.PathError
+	_ = errors.As(err, &pe)
+}
