@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"maps"
 	"math/big"
 	"slices"
 	"strings"
@@ -402,6 +403,8 @@ func (p *Plan) balance(groupOf []int) error {
 			continue
 		}
 		cells := make([]cell, len(members))
+		stuck := 0                // users with nowhere to go, over the classes
+		from := map[string]bool{} // the hosts they are on
 		for k := range NumClasses {
 			n := 0
 			for i, h := range members {
@@ -413,11 +416,19 @@ func (p *Plan) balance(groupOf []int) error {
 				continue
 			}
 			if err := solve(n, cells, p.Options.Tolerance); err != nil {
-				bad = append(bad, fmt.Errorf("%s %s, class %s: %w: %d users must leave hosts that drain, have weight 0 or hold more than their share, but no host with accept_new = true and weight > 0 is in the %s",
-					groupWord(grp), grp.Name, ClassAt(k), ErrNoReceiver, excess(cells), groupWord(grp)))
+				for _, c := range cells {
+					if x := c.have - c.hi; x > 0 && (!c.accept || c.weight.Sign() == 0) {
+						stuck += x
+						from[p.Hosts[c.host].Name] = true
+					}
+				}
 				continue
 			}
 			p.record(grp, k, cells)
+		}
+		if stuck > 0 {
+			bad = append(bad, fmt.Errorf("%s %s: %w: %s must leave %s, but no host of the %s has accept_new = true and weight > 0",
+				groupWord(grp), grp.Name, ErrNoReceiver, plural(stuck, "user"), strings.Join(slices.Sorted(maps.Keys(from)), ", "), groupWord(grp)))
 		}
 	}
 	return errors.Join(bad...)
@@ -428,16 +439,6 @@ func groupWord(g *Group) string {
 		return "group"
 	}
 	return "pool"
-}
-
-func excess(cells []cell) int {
-	n := 0
-	for _, c := range cells {
-		if !c.accept || c.weight.Sign() == 0 {
-			n += max(0, c.have-c.hi)
-		}
-	}
-	return n
 }
 
 func ratOf(f float64) *big.Rat {

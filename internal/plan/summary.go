@@ -56,7 +56,7 @@ func (p *Plan) summarise(rows, movable int) {
 			say(h.Name, "accept_new = false: receives nobody")
 		}
 		if h.Unmoved > 0 && (h.Drain || h.Weight == 0) {
-			say(h.Name, "%s stay although it empties: their status is not ok (see the list)", plural(h.Unmoved, "user"))
+			say(h.Name, "keeps %s whose status is not ok, although it empties (see the list)", plural(h.Unmoved, "user"))
 		}
 	}
 	if len(p.Unmoved) > 0 {
