@@ -41,6 +41,7 @@ th{background:#f0f2f5;font-weight:600}td.l,th.l{text-align:left}
 .scroll{overflow-x:auto;max-width:100%}
 .legend span{display:inline-block;margin-right:16px}
 .sw{display:inline-block;width:12px;height:12px;vertical-align:-2px;margin-right:4px;border:1px solid #999}
+summary{cursor:pointer;color:#2f6db5;margin:4px 0}
 .drain{color:` + colDrain + `}.nonew{color:` + colNoNew + `}
 svg text{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 `
@@ -330,7 +331,7 @@ func hostColour(h *HostPlan) string {
 // the group's total.
 func (p *Plan) barChart(hosts []*HostPlan, m metric) string {
 	n := len(hosts)
-	slot := math.Max(7, math.Min(36, 420/float64(max(n, 1))))
+	slot := math.Max(11, math.Min(36, 420/float64(max(n, 1))))
 	plotW := slot * float64(n)
 	const plotH, top, left = 120.0, 22.0, 54.0
 	longest := 0
@@ -367,8 +368,8 @@ func (p *Plan) barChart(hosts []*HostPlan, m metric) string {
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`, x+slot*0.08, y(bv), slot*0.84, top+plotH-y(bv), colBefore)
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`, x+slot*0.3, y(av), slot*0.4, top+plotH-y(av), colAfter)
 		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="2"/>`, x+slot*0.04, x+slot*0.96, y(tv), y(tv), colTarget)
-		fmt.Fprintf(&b, `<text transform="translate(%.1f,%.1f) rotate(-55)" font-size="10" text-anchor="end" fill="%s">%s</text></g>`,
-			x+slot*0.6, top+plotH+10, hostColour(h), html.EscapeString(h.Name))
+		fmt.Fprintf(&b, `<text transform="translate(%.1f,%.1f) rotate(-65)" font-size="%g" text-anchor="end" fill="%s">%s</text></g>`,
+			x+slot*0.62, top+plotH+8, math.Min(10, slot*0.8), hostColour(h), html.EscapeString(h.Name))
 	}
 	fmt.Fprintf(&b, `<line x1="%g" x2="%g" y1="%g" y2="%g" stroke="#888"/>`, left, left+plotW, top+plotH, top+plotH)
 	b.WriteString("</svg>\n")
@@ -377,6 +378,11 @@ func (p *Plan) barChart(hosts []*HostPlan, m metric) string {
 
 func (p *Plan) writeHostTable(w *bufio.Writer, hosts []*HostPlan) {
 	e := html.EscapeString
+	open := ""
+	if len(hosts) <= 24 {
+		open = " open"
+	}
+	fmt.Fprintf(w, "<details%s><summary>the numbers of these %d hosts</summary>\n", open, len(hosts))
 	w.WriteString(`<div class="scroll"><table><tr><th class="l">host</th><th class="l">flags</th><th>weight</th><th>share</th><th>users now</th><th>after</th><th>share of users</th><th>bytes now</th><th>after</th><th>connect now</th><th>after</th><th>out</th><th>in</th><th>never moved</th></tr>`)
 	var users float64
 	for _, h := range hosts {
@@ -388,7 +394,7 @@ func (p *Plan) writeHostTable(w *bufio.Writer, hosts []*HostPlan) {
 			h.Before.Users, h.After.Users, h.Share*users,
 			Bytes(h.Before.Bytes), Bytes(h.After.Bytes), Duration(h.Before.ConnectS), Duration(h.After.ConnectS), h.Out, h.In, h.Unmoved)
 	}
-	w.WriteString("</table></div>\n")
+	w.WriteString("</table></div></details>\n")
 }
 
 // heat is the colour of a signed distance from the share, scaled to -1…1.
@@ -426,12 +432,13 @@ func (p *Plan) heatMap(after bool) string {
 	for i := range p.Hosts {
 		longest = max(longest, len(p.Hosts[i].Name))
 	}
-	cw, ch := 34.0, 16.0
-	font := 9.0
-	if len(p.Hosts) > 60 {
+	left := 10 + 6.5*float64(longest)
+	// Two maps side by side in the page's width.
+	cw := math.Max(18, math.Min(34, (620-left-10)/float64(max(len(classes), 1))))
+	ch, font := 16.0, 9.0
+	if len(p.Hosts) > 60 || cw < 26 {
 		ch, font = 12, 8
 	}
-	left := 10 + 6.5*float64(longest)
 	top := 40.0
 	rows := len(p.Hosts) + len(p.Groups)
 	width := int(left + cw*float64(len(classes)) + 10)
@@ -559,7 +566,7 @@ func (fs *flowSet) sankey() string {
 	labelW := 16 + 6.2*float64(longest)
 	x0, x1 := labelW, width-labelW
 	slots := float64(max(len(fs.from), len(fs.to)))
-	plotH := math.Max(160, math.Min(560, 16*slots))
+	plotH := math.Max(160, 16*slots)
 	outs := make([]int, len(fs.from))
 	ins := make([]int, len(fs.to))
 	for i, row := range fs.n {
