@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -273,7 +274,7 @@ func (b *builder) stampTop(c *Cluster) error {
 
 // place spreads n users over hosts by their shares: each host gets its
 // share rounded by largest remainder, and the seats are shuffled.
-func place(n int, hosts []HostSpec, r interface{ Shuffle(int, func(i, j int)) }) []int {
+func place(n int, hosts []HostSpec, r *rand.Rand) []int {
 	shares := make([]float64, len(hosts))
 	sum := 0.0
 	for i, h := range hosts {

@@ -102,8 +102,40 @@ func (b *builder) readCorpus(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sandbox: corpus: %w", err)
 	}
+	// Messages go to the writers a user at a time (split if a user is
+	// huge): writers creating files in different folders run in parallel,
+	// while creations in one folder wait on each other in the kernel.
 	p := newPool(ctx, workers())
 	next := map[string]int{} // per user: the number of its next message
+	type item struct {
+		e corpusEntry
+		n int
+	}
+	var batch []item
+	var batchBytes int
+	var batchBox *mbox
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		m, items := batchBox, batch
+		batch, batchBytes = nil, 0
+		p.Go(func() error {
+			for _, it := range items {
+				data := it.e.data
+				if data == nil {
+					var err error
+					if data, err = os.ReadFile(it.e.file); err != nil {
+						return fmt.Errorf("sandbox: corpus: %w", err)
+					}
+				}
+				if err := m.add(it.e.folder, it.e.kind, it.n, data); err != nil {
+					return fmt.Errorf("sandbox: user %s: %w", m.name, err)
+				}
+			}
+			return nil
+		})
+	}
 	send := func(e corpusEntry) error {
 		m := b.boxes[e.user]
 		if m == nil {
@@ -116,27 +148,22 @@ func (b *builder) readCorpus(ctx context.Context) error {
 			}
 			b.boxes[e.user] = m
 		}
-		n := next[e.user]
+		if m != batchBox || batchBytes > 32<<20 || len(batch) >= 4096 {
+			flush()
+			batchBox = m
+		}
+		batch = append(batch, item{e, next[e.user]})
+		batchBytes += len(e.data)
 		next[e.user]++
-		p.Go(func() error {
-			data := e.data
-			if data == nil {
-				var err error
-				if data, err = os.ReadFile(e.file); err != nil {
-					return fmt.Errorf("sandbox: corpus: %w", err)
-				}
-			}
-			if err := m.add(e.folder, e.kind, n, data); err != nil {
-				return fmt.Errorf("sandbox: user %s: %w", m.name, err)
-			}
-			return nil
-		})
 		return p.ctx.Err()
 	}
 	if st.IsDir() {
 		err = b.walkCorpus(p.ctx, send)
 	} else {
 		err = b.streamCorpus(p.ctx, send)
+	}
+	if err == nil {
+		flush()
 	}
 	werr := p.Wait()
 	if err != nil && !errors.Is(err, context.Canceled) {

@@ -97,11 +97,11 @@ func planMailbox(r *rand.Rand, class int, end time.Time) mailboxPlan {
 	case sizeEmpty:
 		return p
 	case sizeLight:
-		inbox = 1 + r.IntN(20)
+		inbox = 1 + r.IntN(15)
 	case sizeMedium:
-		inbox = 20 + r.IntN(60)
+		inbox = 15 + r.IntN(45)
 	case sizeHeavy:
-		inbox = 150 + r.IntN(300)
+		inbox = 100 + r.IntN(200)
 	}
 	p.folders = append(p.folders, plannedFolder{"", kindInbox, inbox})
 	if r.Float64() < 0.5 {

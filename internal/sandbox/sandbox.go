@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/maildist/maildist/internal/cluster"
 )
@@ -199,7 +200,7 @@ func normalize(o Options) (Options, error) {
 		bad("layout %q must start with {root}/ and end with {user}", o.Layout)
 	} else {
 		rest := strings.NewReplacer("{root}", "", "{user}", "", "{hash2}", "").Replace(o.Layout)
-		if strings.ContainsAny(rest, "{}\\\"") || slices.Contains(strings.Split(rest, "/"), "..") ||
+		if strings.ContainsAny(rest, "{}\\\":") || strings.IndexFunc(rest, unicode.IsSpace) >= 0 || slices.Contains(strings.Split(rest, "/"), "..") ||
 			strings.Contains(o.Layout, "//") {
 			bad("layout %q: only {root}, {user} and {hash2} may appear, in plain folders", o.Layout)
 		}

@@ -143,6 +143,8 @@ func TestOptionsRefused(t *testing.T) {
 		{"negative share", Options{Hosts: []HostSpec{{Name: "a", Share: -1}}}, "share"},
 		{"layout", Options{Layout: "/srv/{user}"}, "layout"},
 		{"layout braces", Options{Layout: "{root}/{x}/{user}"}, "layout"},
+		{"layout colon", Options{Layout: "{root}/a:b/{user}"}, "layout"},
+		{"layout up", Options{Layout: "{root}/../{user}"}, "layout"},
 		{"log days", Options{LogDays: -1}, "LogDays"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
