@@ -11,10 +11,10 @@ type flow struct{ from, to, count int }
 // by smooth weighted round robin (at each step every destination gains
 // its deficit and the one with the most, less T, takes the step), which
 // spreads each destination evenly along the whole line: any stretch of
-// length L holds about L·deficit/T of it, never more than one or two
-// away. Each source then takes one stretch, as long as its surplus. So a
-// source of surplus S feeds about S·deficit/T users to each destination,
-// and the row and column sums come out exact.
+// length L holds L·deficit/T of it to within less than two users. Each
+// source then takes one stretch, as long as its surplus. So a source of
+// surplus S feeds each destination S·deficit/T users, less than two off
+// (TestPairSpreadsEverySource), and the row and column sums come out exact.
 func pair(from, out, to, in []int) []flow {
 	total := 0
 	for _, n := range in {
