@@ -112,6 +112,7 @@ The config is --config FILE, else $MAILDIST_CONFIG, else ./maildist.toml.`,
 		newMoveCommand(g),
 		newDoneCommand(g),
 		newRecoverCommand(g),
+		newDemoCommand(g),
 	)
 	return root
 }

@@ -36,6 +36,9 @@ func newEngine(g *globals, cfg *config.Config, opt engineOptions) (*move.Engine,
 	return wire.Engine(cfg, wire.Options{JournalDir: opt.journalDir, Batch: opt.batch, AllowUnsafe: opt.allowUnsafe, Events: events})
 }
 
+// openDirectory opens the directory a config names.
+func openDirectory(cfg *config.Config) (directory.Directory, error) { return wire.Directory(cfg) }
+
 // describeEvent is one line of progress for stderr.
 func describeEvent(ev runstate.Event) string {
 	var b strings.Builder
