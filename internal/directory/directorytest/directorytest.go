@@ -1,6 +1,7 @@
 // Package directorytest is the conformance suite every directory backend
 // must pass: list, lookup, compare-and-swap, concurrent switches, hold
-// markers and names that need quoting.
+// markers, names that need quoting, and (for backends that talk to a
+// server) a connection closed in the middle.
 package directorytest
 
 import (
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -30,9 +32,23 @@ func Seed() []directory.Entry {
 	}
 }
 
+// Harness is what a backend gives the suite.
+type Harness struct {
+	Open Opener
+	// Interrupt, if set, closes every connection d holds to its store
+	// under it, as a server restart or a network cut would. Calls after it
+	// must succeed (the backend reconnects) and never leave a change half
+	// made. Nil for backends without connections: those tests skip.
+	Interrupt func(t *testing.T, d directory.Directory)
+}
+
 // Run runs the suite.
-func Run(t *testing.T, open Opener) {
+func Run(t *testing.T, open Opener) { RunHarness(t, Harness{Open: open}) }
+
+// RunHarness runs the suite with the extras a harness gives.
+func RunHarness(t *testing.T, h Harness) {
 	ctx := context.Background()
+	open := h.Open
 
 	t.Run("List", func(t *testing.T) {
 		d := open(t, Seed())
@@ -64,7 +80,7 @@ func Run(t *testing.T, open Opener) {
 				t.Errorf("Lookup(%q) = %+v, %v", w.User, e, err)
 			}
 		}
-		for _, missing := range []string{"nobody", "alice ", "ALICE", "' OR '1'='1"} {
+		for _, missing := range []string{"nobody", "alice ", "ALICE", "' OR '1'='1", "al%", "a_ice", "alice\\", "alice'--"} {
 			if _, err := d.Lookup(ctx, missing); !errors.Is(err, directory.ErrNotFound) {
 				t.Errorf("Lookup(%q) err = %v, want ErrNotFound", missing, err)
 			}
@@ -168,6 +184,172 @@ func Run(t *testing.T, open Opener) {
 		}
 		if e, _ := d.Lookup(ctx, "alice"); e.Held {
 			t.Fatal("hold marker leaked to another user")
+		}
+		if err := m.SetHold(ctx, "nobody", directory.HoldReason); !errors.Is(err, directory.ErrNotFound) {
+			t.Fatalf("SetHold(nobody) = %v, want ErrNotFound", err)
+		}
+		if err := m.ClearHold(ctx, "nobody"); !errors.Is(err, directory.ErrNotFound) {
+			t.Fatalf("ClearHold(nobody) = %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("HoldSurvivesSwitch", func(t *testing.T) {
+		d := open(t, Seed())
+		m, ok := d.(directory.Marker)
+		if !ok {
+			t.Skip("backend has no hold markers")
+		}
+		if err := m.SetHold(ctx, "bob", directory.HoldReason); err != nil {
+			t.Fatal(err)
+		}
+		if e, _ := d.Lookup(ctx, "bob"); !e.Held {
+			t.Skip("backend configured without hold markers")
+		}
+		if err := d.Switch(ctx, "bob", "/bp04/bob", "/bp17/bob"); err != nil {
+			t.Fatal(err)
+		}
+		if e, _ := d.Lookup(ctx, "bob"); !e.Held || e.Home != "/bp17/bob" {
+			t.Fatalf("after switch while held: %+v", e)
+		}
+		es, err := d.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if e.Held != (e.User == "bob") {
+				t.Errorf("List: %s held = %v", e.User, e.Held)
+			}
+		}
+	})
+
+	t.Run("SwitchToSameHome", func(t *testing.T) {
+		d := open(t, Seed())
+		if err := d.Switch(ctx, "alice", "/bp04/alice", "/bp04/alice"); err != nil {
+			t.Fatalf("switch to the home it holds: %v", err)
+		}
+		if err := d.Switch(ctx, "alice", "/bp99/alice", "/bp04/alice"); !errors.Is(err, directory.ErrChanged) {
+			t.Fatalf("switch from a home it does not hold to the one it does: %v, want ErrChanged", err)
+		}
+	})
+
+	t.Run("NamesThatNeedQuoting", func(t *testing.T) {
+		d := open(t, Seed())
+		for _, evil := range []string{"x'; DROP TABLE users; --", `x"; DROP TABLE users; --`, "alice' OR '1'='1", "alice\\' OR 1=1 --", "*", "%", ":user", "$1", "?"} {
+			if _, err := d.Lookup(ctx, evil); !errors.Is(err, directory.ErrNotFound) {
+				t.Errorf("Lookup(%q) = %v, want ErrNotFound", evil, err)
+			}
+			if err := d.Switch(ctx, evil, "/bp04/alice", "/bp17/evil"); !errors.Is(err, directory.ErrNotFound) {
+				t.Errorf("Switch(%q) = %v, want ErrNotFound", evil, err)
+			}
+			if err := d.Switch(ctx, "alice", "/bp04/alice' OR '1'='1", evil); err == nil {
+				t.Errorf("Switch(alice, …, %q) succeeded", evil)
+			}
+		}
+		if m, ok := d.(directory.Marker); ok {
+			for _, evil := range []string{"x'; DROP TABLE users; --", "alice' OR '1'='1"} {
+				if err := m.SetHold(ctx, evil, directory.HoldReason); err != nil && !errors.Is(err, directory.ErrNotFound) {
+					t.Errorf("SetHold(%q) = %v", evil, err)
+				}
+			}
+		}
+		got, err := d.List(ctx)
+		if err != nil || len(got) != len(Seed()) {
+			t.Fatalf("after the attempts: %d entries, %v", len(got), err)
+		}
+		for _, e := range got {
+			if e.Held {
+				t.Errorf("%s is held", e.User)
+			}
+			for _, w := range Seed() {
+				if w.User == e.User && w.Home != e.Home {
+					t.Errorf("%s home changed to %q", e.User, e.Home)
+				}
+			}
+		}
+		// The quoted names themselves work like any other.
+		for _, u := range []string{"o'brien", `x';DROP_TABLE_users;--`, "carol@example.edu", "zoë"} {
+			e, err := d.Lookup(ctx, u)
+			if err != nil {
+				t.Fatalf("Lookup(%q): %v", u, err)
+			}
+			if err := d.Switch(ctx, u, e.Home, e.Home+".new"); err != nil {
+				t.Fatalf("Switch(%q): %v", u, err)
+			}
+			if e2, _ := d.Lookup(ctx, u); e2.Home != e.Home+".new" {
+				t.Fatalf("%q home = %q", u, e2.Home)
+			}
+		}
+	})
+
+	t.Run("ConcurrentSwitchesOfManyUsers", func(t *testing.T) {
+		d := open(t, Seed())
+		var wg sync.WaitGroup
+		seed := Seed()
+		errs := make([]error, len(seed))
+		for i, e := range seed {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = d.Switch(ctx, e.User, e.Home, e.Home+".moved")
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("switch %s: %v", seed[i].User, err)
+			}
+		}
+		got, err := d.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range got {
+			if !strings.HasSuffix(e.Home, ".moved") {
+				t.Errorf("%s home = %q", e.User, e.Home)
+			}
+		}
+	})
+
+	t.Run("ClosedConnection", func(t *testing.T) {
+		if h.Interrupt == nil {
+			t.Skip("backend holds no connection")
+		}
+		d := open(t, Seed())
+		if _, err := d.List(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h.Interrupt(t, d)
+		if e, err := d.Lookup(ctx, "alice"); err != nil || e.Home != "/bp04/alice" {
+			t.Fatalf("Lookup after the connection closed: %+v, %v", e, err)
+		}
+		h.Interrupt(t, d)
+		if err := d.Switch(ctx, "alice", "/bp04/alice", "/bp17/alice"); err != nil {
+			t.Fatalf("Switch after the connection closed: %v", err)
+		}
+		h.Interrupt(t, d)
+		if err := d.Switch(ctx, "alice", "/bp04/alice", "/bp99/alice"); !errors.Is(err, directory.ErrChanged) {
+			t.Fatalf("stale Switch after the connection closed: %v, want ErrChanged", err)
+		}
+		if m, ok := d.(directory.Marker); ok {
+			h.Interrupt(t, d)
+			if err := m.SetHold(ctx, "bob", directory.HoldReason); err != nil {
+				t.Fatalf("SetHold after the connection closed: %v", err)
+			}
+			h.Interrupt(t, d)
+			if err := m.ClearHold(ctx, "bob"); err != nil {
+				t.Fatalf("ClearHold after the connection closed: %v", err)
+			}
+		}
+		h.Interrupt(t, d)
+		got, err := d.List(ctx)
+		if err != nil || len(got) != len(Seed()) {
+			t.Fatalf("List after the connection closed: %d entries, %v", len(got), err)
+		}
+		for _, e := range got {
+			want := map[string]string{"alice": "/bp17/alice"}[e.User]
+			if want != "" && e.Home != want || e.Held {
+				t.Errorf("after: %+v", e)
+			}
 		}
 	})
 }

@@ -1,0 +1,5 @@
+package sql_test
+
+import "database/sql/driver"
+
+var errBadConn = driver.ErrBadConn
