@@ -61,6 +61,9 @@ func runAssign(ctx context.Context, opts assignOptions, pickSet, seedSet bool, g
 	if err != nil {
 		return err
 	}
+	if !planned {
+		g.logf("note: %s is missing (a plan cut short, or files made by hand): assigning with --pick %s --seed %d", runstate.Path(run, planOptsFile), pick, seed)
+	}
 	if planned {
 		if !pickSet {
 			if pick, err = assign.ParsePolicy(pf.Pick); err != nil {
@@ -84,6 +87,17 @@ func runAssign(ctx context.Context, opts assignOptions, pickSet, seedSet bool, g
 	sorted, err := runstate.ReadSort(sortPath)
 	if err != nil {
 		return withHint(err, "run `maildist plan "+run+"` first")
+	}
+	if planned {
+		total := 0
+		for _, m := range moves {
+			total += m.Count
+		}
+		if total != pf.Moves || len(sorted) != pf.Sorted {
+			return withHint(fmt.Errorf("%s moves %d users and %s has %d rows, but the plan wrote %d and %d: the files are not from one plan",
+				movesPath, total, sortPath, len(sorted), pf.Moves, pf.Sorted),
+				"plan again, or remove "+runstate.Path(run, planOptsFile)+" to assign the files as they are")
+		}
 	}
 	var users []cluster.User
 	if pick != assign.Random {

@@ -97,7 +97,8 @@ type planFile struct {
 	AcrossPools bool   `json:"across_pools"`
 	Thresholds  string `json:"thresholds"`
 	Hosts       string `json:"hosts,omitempty"`
-	Moves       int    `json:"moves"`
+	Moves       int    `json:"moves"`  // users moves.tsv moves, in all
+	Sorted      int    `json:"sorted"` // rows of sort.tsv
 }
 
 func runPlan(ctx context.Context, opts planOptions, g *globals, run string) error {
@@ -138,22 +139,28 @@ func runPlan(ctx context.Context, opts planOptions, g *globals, run string) erro
 	if abs, err := filepath.Abs(run); err == nil {
 		title = "maildist plan: " + filepath.Base(abs)
 	}
-	if err := runstate.WriteMoves(runstate.Path(run, runstate.MovesFile), p.Moves); err != nil {
+	// plan.json goes first and comes back last, so that a plan cut short
+	// leaves no plan.json beside files of two different plans.
+	if err := os.Remove(runstate.Path(run, planOptsFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if err := runstate.WriteSort(runstate.Path(run, runstate.SortFile), p.Sort); err != nil {
+	// sort.tsv, a line for every movable user, is written beside the rest.
+	sortDone := make(chan error, 1)
+	go func() { sortDone <- runstate.WriteSort(runstate.Path(run, runstate.SortFile), p.Sort) }()
+	err = errors.Join(
+		runstate.WriteMoves(runstate.Path(run, runstate.MovesFile), p.Moves),
+		writeWith(runstate.Path(run, reportFile), func(w io.Writer) error { return p.WriteHTML(w, title) }),
+	)
+	if err == nil && opts.svg != "" {
+		err = writeWith(opts.svg, func(w io.Writer) error { return p.WriteSVG(w, title) })
+	}
+	if err = errors.Join(err, <-sortDone); err != nil {
 		return err
 	}
-	if err := writeWith(runstate.Path(run, reportFile), func(w io.Writer) error { return p.WriteHTML(w, title) }); err != nil {
-		return err
-	}
-	if opts.svg != "" {
-		if err := writeWith(opts.svg, func(w io.Writer) error { return p.WriteSVG(w, title) }); err != nil {
-			return err
-		}
-	}
+	// plan.json last: assign reads it as the sign of a whole plan.
 	pf := planFile{Pick: string(p.Options.Pick), Seed: p.Options.Seed, Tolerance: p.Options.Tolerance,
-		AcrossPools: p.Options.AcrossPools, Thresholds: p.Thresholds.String(), Hosts: opts.hostsFile, Moves: p.Stats.Moves}
+		AcrossPools: p.Options.AcrossPools, Thresholds: p.Thresholds.String(), Hosts: opts.hostsFile,
+		Moves: p.Stats.Moves, Sorted: len(p.Sort)}
 	if err := writeJSONFile(runstate.Path(run, planOptsFile), pf); err != nil {
 		return err
 	}

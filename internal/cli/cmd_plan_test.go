@@ -352,8 +352,14 @@ func TestAssignErrors(t *testing.T) {
 	lines := strings.SplitAfter(string(b), "\n")
 	os.WriteFile(p, []byte(strings.Join(lines[:len(lines)/3], "")), 0o644)
 	code, _, errs := f.main(t, "assign", f.run)
-	if code != 1 || !strings.Contains(errs, "but sort.tsv lists only") {
+	if code != 1 || !strings.Contains(errs, "the files are not from one plan") {
 		t.Fatalf("short sort.tsv: exit %d, %s", code, errs)
+	}
+	// Without plan.json the files are taken as they are, and found short.
+	os.Remove(filepath.Join(f.run, planOptsFile))
+	code, _, errs = f.main(t, "assign", f.run)
+	if code != 1 || !strings.Contains(errs, "is missing") || !strings.Contains(errs, "but sort.tsv lists only") {
+		t.Fatalf("short sort.tsv, no plan.json: exit %d, %s", code, errs)
 	}
 	if code, _, errs := f.main(t, "assign", f.run, "--pick", "big"); code != 2 || !strings.Contains(errs, "--pick") {
 		t.Fatalf("bad pick: exit %d, %s", code, errs)
