@@ -36,11 +36,15 @@ type Directory struct {
 	// "nologin reason=…" extra field while a user is held.
 	HoldMarker bool
 
-	// SQL: see the sql directory backend.
+	// SQL: see the sql directory backend. HoldMarker is on for an sql
+	// directory that has hold and unhold queries (the default queries
+	// have them), unless hold_marker = false.
 	Driver  string
 	DSN     string
-	DSNFile string
+	DSNFile string // absolute; read by whoever opens the directory
 	Queries map[string]string
+	// SwitchDelay is added to the switch time to make :delay_until.
+	SwitchDelay time.Duration
 }
 
 // Activity says how to tell whether a user has a live session.
@@ -86,13 +90,14 @@ type file struct {
 	StateDir   string `toml:"state_dir"`
 	HomeLayout string `toml:"home_layout"`
 	Directory  struct {
-		Type       string            `toml:"type"`
-		Path       string            `toml:"path"`
-		HoldMarker bool              `toml:"hold_marker"`
-		Driver     string            `toml:"driver"`
-		DSN        string            `toml:"dsn"`
-		DSNFile    string            `toml:"dsn_file"`
-		Queries    map[string]string `toml:"queries"`
+		Type        string            `toml:"type"`
+		Path        string            `toml:"path"`
+		HoldMarker  *bool             `toml:"hold_marker"`
+		Driver      string            `toml:"driver"`
+		DSN         string            `toml:"dsn"`
+		DSNFile     string            `toml:"dsn_file"`
+		Queries     map[string]string `toml:"queries"`
+		SwitchDelay string            `toml:"switch_delay"`
 	} `toml:"directory"`
 	Activity struct {
 		Source   string   `toml:"source"`
@@ -285,7 +290,7 @@ func (v *validator) build(f *file) *Config {
 
 	// directory
 	d := f.Directory
-	c.Directory = Directory{Type: d.Type, Path: v.rel(d.Path), HoldMarker: d.HoldMarker,
+	c.Directory = Directory{Type: d.Type, Path: v.rel(d.Path), HoldMarker: d.HoldMarker != nil && *d.HoldMarker,
 		Driver: d.Driver, DSN: d.DSN, DSNFile: v.rel(d.DSNFile), Queries: d.Queries}
 	switch d.Type {
 	case "", "passwd":
@@ -293,17 +298,16 @@ func (v *validator) build(f *file) *Config {
 		if d.Path == "" {
 			v.key("directory", "directory.path is required for a passwd directory")
 		}
+		for _, k := range []struct{ key, val string }{{"driver", d.Driver}, {"dsn", d.DSN}, {"dsn_file", d.DSNFile}, {"switch_delay", d.SwitchDelay}} {
+			if k.val != "" {
+				v.key("directory."+k.key, "directory.%s is for an sql directory (type = \"sql\")", k.key)
+			}
+		}
+		if d.Queries != nil {
+			v.key("directory.queries", "directory.queries is for an sql directory (type = \"sql\")")
+		}
 	case "sql":
-		switch d.Driver {
-		case "postgres", "pgx", "sqlite":
-		case "":
-			v.key("directory", "directory.driver is required for an sql directory (postgres or sqlite)")
-		default:
-			v.key("directory.driver", "directory.driver %q: want postgres or sqlite", d.Driver)
-		}
-		if d.DSN == "" && d.DSNFile == "" {
-			v.key("directory", "directory.dsn or directory.dsn_file is required for an sql directory")
-		}
+		v.sqlDirectory(&c.Directory, d.HoldMarker, d.SwitchDelay)
 	default:
 		v.key("directory.type", "directory.type %q: want passwd or sql", d.Type)
 	}
