@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,6 +25,9 @@ func (v *validator) sqlDirectory(d *Directory, holdMarker *bool, switchDelay str
 		v.key("directory", "directory.driver is required for an sql directory (postgres or sqlite)")
 	default:
 		v.key("directory.driver", "directory.driver %q: want postgres or sqlite", d.Driver)
+	}
+	if d.Driver == "sqlite" && d.DSN != "" && d.DSN != ":memory:" && !strings.HasPrefix(d.DSN, "file:") {
+		d.DSN = v.rel(d.DSN) // a file name, relative to the config
 	}
 	switch {
 	case d.DSN == "" && d.DSNFile == "":

@@ -57,6 +57,9 @@ func TestSQLDirectoryDefaults(t *testing.T) {
 			if c.Directory.HoldMarker != tc.marker {
 				t.Errorf("hold marker = %v", c.Directory.HoldMarker)
 			}
+			if c.Directory.DSN != "/etc/maildist/users.db" {
+				t.Errorf("sqlite file %q not resolved against the config's folder", c.Directory.DSN)
+			}
 		})
 	}
 }

@@ -5,15 +5,18 @@
 package wire
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/maildist/maildist/internal/activity"
 	"github.com/maildist/maildist/internal/config"
 	"github.com/maildist/maildist/internal/delivery"
 	"github.com/maildist/maildist/internal/directory"
 	"github.com/maildist/maildist/internal/directory/passwd"
+	dirsql "github.com/maildist/maildist/internal/directory/sql"
 	"github.com/maildist/maildist/internal/host"
 	"github.com/maildist/maildist/internal/move"
 	"github.com/maildist/maildist/internal/runstate"
@@ -24,6 +27,35 @@ func Directory(cfg *config.Config) (directory.Directory, error) {
 	switch cfg.Directory.Type {
 	case "passwd":
 		return passwd.Open(cfg.Directory.Path, passwd.Options{HoldMarker: cfg.Directory.HoldMarker})
+	case "sql":
+		d := cfg.Directory
+		dsn := d.DSN
+		if d.DSNFile != "" {
+			if msg := config.CheckSecretFile(d.DSNFile); msg != "" {
+				return nil, fmt.Errorf("directory.dsn_file %s", msg)
+			}
+			b, err := os.ReadFile(d.DSNFile)
+			if err != nil {
+				return nil, fmt.Errorf("directory.dsn_file: %w", err)
+			}
+			dsn = strings.TrimSpace(string(b))
+		}
+		c := cfg.Cluster()
+		db, err := dirsql.Open(context.Background(), dirsql.Options{
+			Driver: d.Driver, DSN: dsn, SwitchDelay: d.SwitchDelay,
+			Queries: dirsql.Queries{List: d.Queries["list"], Lookup: d.Queries["lookup"], Switch: d.Queries["switch"],
+				Hold: d.Queries["hold"], Unhold: d.Queries["unhold"]},
+			HostOf: func(home string) string {
+				if h, ok := c.HostOf(home); ok {
+					return h.Name
+				}
+				return ""
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		return db, nil
 	}
 	return nil, fmt.Errorf("directory type %q is not supported", cfg.Directory.Type)
 }
