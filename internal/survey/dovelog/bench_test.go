@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"testing"
 	"time"
 )
@@ -88,6 +89,27 @@ func BenchmarkScan(b *testing.B) {
 		pr := NewPairer(PairOptions{})
 		f := File{Name: "bench", Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }}
 		if _, err := Scan(context.Background(), []Stream{{Name: "bench", Files: []File{f}}}, pr, ScanOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScanFile scans the file $MAILDIST_BENCH_LOG (bench/survey-log
+// makes one) as one stream, read with plain reads; MB/s is of the file.
+func BenchmarkScanFile(b *testing.B) {
+	path := os.Getenv("MAILDIST_BENCH_LOG")
+	if path == "" {
+		b.Skip("set MAILDIST_BENCH_LOG to a log file")
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(st.Size())
+	for i := 0; i < b.N; i++ {
+		pr := NewPairer(PairOptions{})
+		f := File{Name: path, Ref: st.ModTime(), Open: func() (io.ReadCloser, error) { return os.Open(path) }}
+		if _, err := Scan(context.Background(), []Stream{{Name: path, Files: []File{f}}}, pr, ScanOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}

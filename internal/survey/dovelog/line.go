@@ -233,18 +233,12 @@ func (p *Parser) classify(ev *Event, pr *prefix, level string, msg []byte) {
 			}
 			return
 		}
-		user, ok := between(rest, "user=<", '>')
+		user, pid, session, ok := loginFields(rest)
 		if !ok || len(user) == 0 {
 			ev.Kind, ev.Reason = Malformed, "login without user"
 			return
 		}
-		ev.User = user
-		if pid, ok := field(rest, "mpid="); ok {
-			ev.PID = atoi32(pid)
-		}
-		if s, ok := between(rest, "session=<", '>'); ok {
-			ev.Session = s
-		}
+		ev.User, ev.PID, ev.Session = user, pid, session
 		if svc == NoService {
 			ev.Kind = OtherService
 			return
@@ -429,12 +423,62 @@ func stripLevel(b []byte) (string, []byte) {
 	if len(b) < 6 {
 		return "", b
 	}
-	for _, lv := range [...]string{"Info", "Error", "Warning", "Fatal", "Panic", "Debug"} {
-		if len(b) > len(lv)+1 && b[0] == lv[0] && string(b[:len(lv)]) == lv && b[len(lv)] == ':' && b[len(lv)+1] == ' ' {
-			return lv, b[len(lv)+2:]
-		}
+	var lv string
+	switch b[0] {
+	case 'I':
+		lv = "Info"
+	case 'E':
+		lv = "Error"
+	case 'W':
+		lv = "Warning"
+	case 'F':
+		lv = "Fatal"
+	case 'P':
+		lv = "Panic"
+	case 'D':
+		lv = "Debug"
+	default:
+		return "", b
+	}
+	if len(b) > len(lv)+1 && string(b[:len(lv)]) == lv && b[len(lv)] == ':' && b[len(lv)+1] == ' ' {
+		return lv, b[len(lv)+2:]
 	}
 	return "", b
+}
+
+// loginFields reads user=<…>, mpid= and session=<…> from the fields of a
+// login line ("user=<u>, method=PLAIN, rip=…, mpid=P, TLS, session=<S>")
+// in one pass.
+func loginFields(b []byte) (user []byte, pid int32, session []byte, ok bool) {
+	for {
+		for len(b) > 0 && (b[0] == ' ' || b[0] == ',') {
+			b = b[1:]
+		}
+		if len(b) == 0 {
+			return user, pid, session, ok
+		}
+		var f []byte
+		if hasPrefix(b, "user=<") || hasPrefix(b, "session=<") {
+			// The value is <…>, which may hold ", ".
+			j := bytes.IndexByte(b, '>')
+			if j < 0 {
+				return user, pid, session, ok
+			}
+			f, b = b[:j+1], b[j+1:]
+		} else if j := bytes.IndexByte(b, ','); j >= 0 {
+			f, b = b[:j], b[j+1:]
+		} else {
+			f, b = b, nil
+		}
+		switch {
+		case hasPrefix(f, "user=<"):
+			user, ok = f[6:len(f)-1], true
+		case hasPrefix(f, "mpid="):
+			pid = atoi32(f[5:])
+		case hasPrefix(f, "session=<"):
+			session = f[9 : len(f)-1]
+		}
+	}
 }
 
 // between returns what lies between key and the next stop byte.
@@ -449,27 +493,6 @@ func between(b []byte, key string, stop byte) ([]byte, bool) {
 		return nil, false
 	}
 	return v[:j], true
-}
-
-// field returns the value of key=value, which ends at ',' or ' '. The key
-// must start the text or follow a space.
-func field(b []byte, key string) ([]byte, bool) {
-	for off := 0; ; {
-		i := bytes.Index(b[off:], []byte(key))
-		if i < 0 {
-			return nil, false
-		}
-		i += off
-		if i == 0 || b[i-1] == ' ' {
-			v := b[i+len(key):]
-			j := 0
-			for j < len(v) && v[j] != ',' && v[j] != ' ' {
-				j++
-			}
-			return v[:j], true
-		}
-		off = i + len(key)
-	}
 }
 
 func atoi32(b []byte) int32 {

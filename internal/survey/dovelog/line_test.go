@@ -37,6 +37,8 @@ func TestParseLineShapes(t *testing.T) {
 			want{Login, IMAP, "carol", 4321, "", "mx", ""}},
 		{"2.4 logged in", "2025-01-02 03:04:05 imap-login: Info: Logged in: user=<dave>, method=PLAIN, rip=::1, lip=::1, mpid=99, session=<s4>",
 			want{Login, IMAP, "dave", 99, "s4", "", "2025-01-02T03:04:05Z"}},
+		{"fields in another order", "Sep 13 00:03:15 pop3-login: Login: user=<a, b>, session=<s1>, mpid=42",
+			want{Login, POP3, "a, b", 42, "s1", "", ""}},
 		{"1.x login", "Apr  1 10:00:02 raptor dovecot: imap-login: Login: user=<admin>, PID=12151, method=PLAIN, rip=192.168.0.1, lip=10.0.0.1",
 			want{Login, IMAP, "admin", 0, "", "raptor", ""}},
 		{"1.x imap logout", "Apr  1 10:00:02 raptor dovecot: IMAP(trex): Disconnected: Logged out bytes=748/17264",

@@ -314,8 +314,13 @@ func (c *cursor) recycle(j *job) {
 
 // drain empties the order channel so the reader can stop.
 func (c *cursor) drain() {
+	if c.job != nil {
+		c.recycle(c.job)
+		c.job = nil
+	}
 	for j := range c.order {
 		<-j.done
+		c.recycle(j)
 	}
 }
 
@@ -382,6 +387,7 @@ func readStream(ctx context.Context, s *Stream, c *cursor, work chan<- *job, siz
 		select {
 		case c.order <- j:
 		case <-ctx.Done():
+			c.recycle(j) // never queued
 			return false
 		}
 		if j.err != nil {
