@@ -114,6 +114,7 @@ The config is --config FILE, else $MAILDIST_CONFIG, else ./maildist.toml.`,
 		newRecoverCommand(g),
 		newDemoCommand(g),
 	)
+	root.AddCommand(newDirectoryCommand(g))
 	return root
 }
 

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,16 +50,42 @@ func StartPostgres() (*Server, error) {
 	if os.Geteuid() == 0 {
 		tmp = "/tmp" // TMPDIR may be under a folder the postgres user cannot enter
 	}
+	sweep(tmp)
 	dir, err := os.MkdirTemp(tmp, "maildist-pg-")
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{Dir: dir}
+	if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		s.Stop()
+		return nil, err
+	}
 	if err := s.start(bin); err != nil {
 		s.Stop()
 		return nil, err
 	}
 	return s, nil
+}
+
+// sweep removes the folders of earlier servers that were not stopped (a
+// test binary killed, or one without Main): those whose test binary is
+// gone. Its server went with it (see run).
+func sweep(tmp string) {
+	if tmp == "" {
+		tmp = os.TempDir()
+	}
+	old, _ := filepath.Glob(filepath.Join(tmp, "maildist-pg-*"))
+	for _, dir := range old {
+		owner, err := os.ReadFile(filepath.Join(dir, "owner"))
+		if err != nil {
+			if fi, err := os.Stat(dir); err != nil || time.Since(fi.ModTime()) < 10*time.Minute {
+				continue // being made now, perhaps
+			}
+		} else if n, err := strconv.Atoi(strings.TrimSpace(string(owner))); err == nil && syscall.Kill(n, 0) == nil {
+			continue // its test binary still runs
+		}
+		os.RemoveAll(dir)
+	}
 }
 
 func findBin() (string, error) {
@@ -130,11 +157,24 @@ func (s *Server) run(bin, data string, port int, cred *syscall.Credential) error
 	cmd.Dir = s.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGQUIT}
-	if err := cmd.Start(); err != nil {
+	// The parent-death signal comes when the thread that started the
+	// child ends, not the process: start it from a thread kept for it
+	// until it exits.
+	started := make(chan error, 1)
+	exited := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return // the locked thread ends with this goroutine
+		}
+		started <- nil
+		exited <- cmd.Wait()
+		runtime.UnlockOSThread()
+	}()
+	if err := <-started; err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
 	dsn := fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
