@@ -8,7 +8,8 @@
 # `maildist plan RUN --hosts RUN/hosts.toml -v` and `maildist assign RUN -v`
 # under /usr/bin/time -v, and print a table: the time split that -v
 # reports (read, plan/assign, write), wall and CPU seconds, and peak memory.
-# Set BENCH_DIR to keep the runs somewhere else than a temp folder.
+# Set BENCH_DIR to keep the runs somewhere else than a temp folder; a
+# raw.tsv already there is used again unless BENCH_REGEN is set.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -29,7 +30,9 @@ printf '%-9s %-7s %7s %7s %7s %7s %7s %8s\n' users step read work write wall cpu
 for n in $sizes; do
 	run="$dir/run-$n"
 	mkdir -p "$run"
-	(cd "$here" && go run gen.go -users "$n" -hosts 200 -pools 4 -out "$run")
+	if [ ! -s "$run/raw.tsv" ] || [ -n "${BENCH_REGEN:-}" ]; then
+		(cd "$here" && go run gen.go -users "$n" -hosts 200 -pools 4 -out "$run")
+	fi
 	for step in plan assign; do
 		if [ $step = plan ]; then
 			set -- plan "$run" --hosts "$run/hosts.toml" -v

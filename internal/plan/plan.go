@@ -205,23 +205,8 @@ func Make(users []cluster.User, hosts []*cluster.Host, opt Options) (*Plan, erro
 			p.Thresholds.Bytes = quartiles(vals)
 		}
 	}
-	// sort.tsv, with the row each entry came from. The host names are the
-	// host list's own strings: a million lookups of a few hundred shared
-	// strings stay in the cache.
-	p.Sort = make([]cluster.Sorted, 0, movable)
-	row := make([]int32, 0, movable)
-	for i := range users {
-		if h := where[i]; h >= 0 {
-			c := p.Thresholds.Class(users[i].ConnectS, users[i].Bytes)
-			p.Hosts[h].Have[ClassIndex(c)]++
-			p.Sort = append(p.Sort, cluster.Sorted{User: users[i].Name, Host: p.Hosts[h].Name, Class: c})
-			row = append(row, int32(i))
-		}
-	}
-	assign.NewRand(opt.Seed, "sort").Shuffle(len(p.Sort), func(i, j int) {
-		p.Sort[i], p.Sort[j] = p.Sort[j], p.Sort[i]
-		row[i], row[j] = row[j], row[i]
-	})
+	var row []int32
+	p.Sort, row = p.shuffled(users, where, movable, opt.Seed)
 
 	if err := p.balance(groupOf); err != nil {
 		return nil, err
