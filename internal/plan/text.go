@@ -55,6 +55,18 @@ func (p *Plan) WriteText(w io.Writer) error {
 			fmt.Fprintf(bw, "%s\n", r.Text)
 		}
 	}
+	if len(p.Unmoved) > 0 {
+		const shown = 12
+		var names []string
+		for i, u := range p.Unmoved {
+			if i == shown {
+				names = append(names, fmt.Sprintf("and %d more (report.html lists 200, --json all)", len(p.Unmoved)-shown))
+				break
+			}
+			names = append(names, fmt.Sprintf("%s (%s, %s)", u.User, orNone(u.Host), u.Status))
+		}
+		fmt.Fprintf(bw, "never moved: %s\n", strings.Join(names, ", "))
+	}
 	return bw.Flush()
 }
 
