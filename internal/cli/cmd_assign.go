@@ -46,7 +46,7 @@ the todo moves the very users the plan's report counted:
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.pick, "pick", "random", "which users go: random, idle or small (default: as planned)")
+	f.StringVar(&opts.pick, "pick", "", "which users go: random, idle or small (default: as planned, else random)")
 	f.Uint64Var(&opts.seed, "seed", 0, "seed of the random order (default: as planned)")
 	return cmd
 }
