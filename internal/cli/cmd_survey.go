@@ -265,7 +265,10 @@ func progressLine(p *survey.Progress) string {
 		return fmt.Sprintf(", ETA %s", (time.Duration((total-done)/done*el) * time.Second).Round(time.Second))
 	}
 	users, done := float64(p.Users.Load()), float64(p.UsersDone.Load())
-	s := fmt.Sprintf("survey: homes %d/%d (%.0f/s%s)", int64(done), int64(users), done/el, eta(done, users))
+	s := fmt.Sprintf("survey: homes %d/%d", int64(done), int64(users))
+	if done < users {
+		s += fmt.Sprintf(" (%.0f/s%s)", done/el, eta(done, users))
+	}
 	if total := float64(p.LogBytes.Load()); total > 0 {
 		read := float64(p.LogRead.Load())
 		if p.LogsDone.Load() {
@@ -284,7 +287,7 @@ func writeSurveySummary(w io.Writer, res *survey.Result, hosts []survey.HostSumm
 			nh++
 		}
 	}
-	fmt.Fprintf(w, "survey: %d users on %d hosts (%d homes missing) in %.1fs\n", len(res.Users), nh, res.Missing, res.Elapsed.Seconds())
+	fmt.Fprintf(w, "survey: %d users on %d hosts, missing homes: %d, in %.1fs\n", len(res.Users), nh, res.Missing, res.Elapsed.Seconds())
 	l := res.Log
 	if l.Files > 0 || res.Sessions > 0 {
 		st := res.Pairing

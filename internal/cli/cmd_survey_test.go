@@ -36,7 +36,7 @@ func TestSurveyCommand(t *testing.T) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
 	}
-	for _, want := range []string{"32 users on 4 hosts (2 homes missing)", "sessions paired", "lines skipped: "} {
+	for _, want := range []string{"32 users on 4 hosts, missing homes: 2", "sessions paired", "lines skipped: "} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errs)
 		}

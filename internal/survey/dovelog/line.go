@@ -360,14 +360,13 @@ type prefix struct {
 	session []byte
 }
 
+// prefixStop marks the bytes that end a process name.
+var prefixStop = [256]bool{'(': true, '<': true, '[': true, ':': true, ' ': true}
+
 // parsePrefix reads a process prefix and the ": " after it.
 func parsePrefix(b []byte) (pr prefix, rest []byte, ok bool) {
 	i := 0
-	for i < len(b) {
-		c := b[i]
-		if c == '(' || c == '<' || c == '[' || c == ':' || c == ' ' {
-			break
-		}
+	for i < len(b) && !prefixStop[b[i]] {
 		i++
 	}
 	if i == 0 || i == len(b) {
@@ -447,36 +446,45 @@ func stripLevel(b []byte) (string, []byte) {
 }
 
 // loginFields reads user=<…>, mpid= and session=<…> from the fields of a
-// login line ("user=<u>, method=PLAIN, rip=…, mpid=P, TLS, session=<S>")
-// in one pass.
+// login line ("user=<u>, method=PLAIN, rip=…, mpid=P, TLS, session=<S>"),
+// jumping from comma to comma.
 func loginFields(b []byte) (user []byte, pid int32, session []byte, ok bool) {
 	for {
-		for len(b) > 0 && (b[0] == ' ' || b[0] == ',') {
-			b = b[1:]
-		}
-		if len(b) == 0 {
+		switch {
+		case len(b) == 0:
 			return user, pid, session, ok
-		}
-		var f []byte
-		if hasPrefix(b, "user=<") || hasPrefix(b, "session=<") {
-			// The value is <…>, which may hold ", ".
-			j := bytes.IndexByte(b, '>')
+		case b[0] == 'u' && hasPrefix(b, "user=<"):
+			// The value is <…> and may hold ", ".
+			j := bytes.IndexByte(b[6:], '>')
 			if j < 0 {
 				return user, pid, session, ok
 			}
-			f, b = b[:j+1], b[j+1:]
-		} else if j := bytes.IndexByte(b, ','); j >= 0 {
-			f, b = b[:j], b[j+1:]
-		} else {
-			f, b = b, nil
+			user, ok = b[6:6+j], true
+			b = b[7+j:]
+		case b[0] == 's' && hasPrefix(b, "session=<"):
+			j := bytes.IndexByte(b[9:], '>')
+			if j < 0 {
+				return user, pid, session, ok
+			}
+			session = b[9 : 9+j]
+			b = b[10+j:]
+		case b[0] == 'm' && hasPrefix(b, "mpid="):
+			n := int64(0)
+			i := 5
+			for i < len(b) && i < 15 && isDigit(b[i]) {
+				n = n*10 + int64(b[i]-'0')
+				i++
+			}
+			pid = int32(n)
+			b = b[i:]
 		}
-		switch {
-		case hasPrefix(f, "user=<"):
-			user, ok = f[6:len(f)-1], true
-		case hasPrefix(f, "mpid="):
-			pid = atoi32(f[5:])
-		case hasPrefix(f, "session=<"):
-			session = f[9 : len(f)-1]
+		k := bytes.IndexByte(b, ',')
+		if k < 0 {
+			return user, pid, session, ok
+		}
+		b = b[k+1:]
+		for len(b) > 0 && b[0] == ' ' {
+			b = b[1:]
 		}
 	}
 }

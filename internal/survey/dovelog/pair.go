@@ -1,6 +1,7 @@
 package dovelog
 
 import (
+	"hash/maphash"
 	"math"
 	"time"
 )
@@ -86,8 +87,8 @@ type Pairer struct {
 
 	users  chunked[userAgg]
 	names  arena
-	byHash *userTable       // 128-bit hash of a log name → users index
-	byName map[string]int32 // normalised name → users index
+	byHash *userTable // 128-bit hash of a log name → users index
+	byName *userTable // 128-bit hash of a normalised name → users index
 
 	hosts    map[hostKey]int32
 	lastHost hostKey
@@ -150,7 +151,7 @@ func NewPairer(opt PairOptions) *Pairer {
 		since:  math.MinInt64,
 		until:  math.MaxInt64,
 		byHash: newUserTable(opt.UsersHint),
-		byName: make(map[string]int32, opt.UsersHint),
+		byName: newUserTable(opt.UsersHint),
 		hosts:  map[hostKey]int32{},
 		lastID: -1,
 		free:   -1,
@@ -251,10 +252,11 @@ func (p *Pairer) userID(raw []byte, h [2]uint64) int32 {
 		id = p.newUser(raw, true)
 	} else {
 		name, known := p.opt.Normalize(string(raw))
-		var ok bool
-		if id, ok = p.byName[name]; !ok {
-			id = p.newUser([]byte(name), known)
-			p.byName[name] = id
+		nb := []byte(name)
+		k := [2]uint64{maphash.Bytes(hashSeed, nb), maphash.Bytes(hashSeed2, nb)}
+		if id = p.byName.get(k); id < 0 {
+			id = p.newUser(nb, known)
+			p.byName.put(k, id)
 		}
 	}
 	p.byHash.put(h, id)
