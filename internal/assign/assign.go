@@ -39,6 +39,10 @@ func ParsePolicy(s string) (Policy, error) {
 type Options struct {
 	Pick Policy // "" is Random
 	Seed uint64 // the same seed gives the same todo
+
+	// Rows, if set, gives for each entry of sorted the index of its row in
+	// users, sparing idle and small a search by name. It must match.
+	Rows []int32
 }
 
 // ErrShort is wrapped when sort.tsv has fewer users of a host and class
@@ -161,7 +165,7 @@ func MakeIndexed(moves []cluster.MoveCount, sorted []cluster.Sorted, users []clu
 	}
 
 	if pick != Random {
-		if err := rank(pick, order, sorted, users); err != nil {
+		if err := rank(pick, order, sorted, users, opt.Rows); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -225,41 +229,57 @@ func twice(todo []cluster.Todo) []string {
 }
 
 // rank orders each bucket's candidates by the policy, ties kept in
-// sort.tsv order.
-func rank(pick Policy, order []*bucket, sorted []cluster.Sorted, users []cluster.User) error {
-	type attrs struct {
+// sort.tsv order. A candidate's row of users is rows[i] when the caller
+// gave rows, else found by name.
+func rank(pick Policy, order []*bucket, sorted []cluster.Sorted, users []cluster.User, rows []int32) error {
+	type cand struct {
 		k1, k2 int64 // the sort keys
-		found  bool
+		i      int32 // index in sorted
 	}
-	at := map[string]*attrs{}
+	var cs []cand
 	for _, b := range order {
 		for _, c := range b.cands {
-			at[sorted[c].User] = &attrs{}
+			cs = append(cs, cand{i: c})
 		}
 	}
-	for i := range users {
-		u := &users[i]
-		a := at[u.Name]
-		if a == nil {
-			continue
-		}
-		a.found = true
+	keys := func(c *cand, u *cluster.User) {
 		switch pick {
 		case Idle:
+			c.k1 = -1 << 62 // never logged in: the most idle of all
 			if !u.LastLogin.IsZero() {
-				a.k1 = u.LastLogin.Unix()
-			} else {
-				a.k1 = -1 << 62 // never logged in: the most idle of all
+				c.k1 = u.LastLogin.Unix()
 			}
-			a.k2 = u.ConnectS
+			c.k2 = u.ConnectS
 		case Small:
-			a.k1 = u.Bytes
+			c.k1 = u.Bytes
 		}
 	}
 	var missing []string
-	for name, a := range at {
-		if !a.found {
-			missing = append(missing, name)
+	if rows != nil {
+		for j := range cs {
+			c := &cs[j]
+			r := rows[c.i]
+			if r < 0 || int(r) >= len(users) || users[r].Name != sorted[c.i].User {
+				return fmt.Errorf("assign: rows[%d] does not point at user %s", c.i, sorted[c.i].User)
+			}
+			keys(c, &users[r])
+		}
+	} else {
+		slot := make(map[string]int32, len(cs))
+		for j := range cs {
+			slot[sorted[cs[j].i].User] = int32(j)
+		}
+		found := make([]bool, len(cs))
+		for i := range users {
+			if j, ok := slot[users[i].Name]; ok {
+				keys(&cs[j], &users[i])
+				found[j] = true
+			}
+		}
+		for j, ok := range found {
+			if !ok {
+				missing = append(missing, sorted[cs[j].i].User)
+			}
 		}
 	}
 	if len(missing) > 0 {
@@ -271,22 +291,14 @@ func rank(pick Policy, order []*bucket, sorted []cluster.Sorted, users []cluster
 		}
 		return fmt.Errorf("pick %s needs the raw.tsv row of every candidate, but %s%s have none", pick, strings.Join(missing, ", "), more)
 	}
-	type cand struct {
-		k1, k2 int64
-		i      int32
-	}
-	var cs []cand
 	for _, b := range order {
-		cs = cs[:0]
-		for _, c := range b.cands {
-			a := at[sorted[c].User]
-			cs = append(cs, cand{a.k1, a.k2, c})
-		}
-		slices.SortFunc(cs, func(x, y cand) int {
+		part := cs[:len(b.cands)]
+		cs = cs[len(b.cands):]
+		slices.SortFunc(part, func(x, y cand) int {
 			return cmp.Or(cmp.Compare(x.k1, y.k1), cmp.Compare(x.k2, y.k2), cmp.Compare(x.i, y.i))
 		})
-		for j := range cs {
-			b.cands[j] = cs[j].i
+		for j := range part {
+			b.cands[j] = part[j].i
 		}
 	}
 	return nil

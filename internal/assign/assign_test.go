@@ -135,6 +135,19 @@ func TestMakeProperties(t *testing.T) {
 		if !reflect.DeepEqual(todo, again) {
 			t.Fatal("same seed, different todo")
 		}
+		// Told the rows, Make picks the same users as by name.
+		row := map[string]int32{}
+		for i, u := range users {
+			row[u.Name] = int32(i)
+		}
+		opt.Rows = make([]int32, len(sorted))
+		for i, s := range sorted {
+			opt.Rows[i] = row[s.User]
+		}
+		byRow, err := Make(moves, sorted, users, opt)
+		if err != nil || !reflect.DeepEqual(todo, byRow) {
+			t.Fatalf("with Rows: %v, todo differs", err)
+		}
 	})
 }
 

@@ -16,7 +16,8 @@
 // For each group and class, with N movable users, host weights w (0 for a
 // draining host) and W their sum:
 //
-//  1. A host of weight 0 is held to 0: every movable user leaves it.
+//  1. A host of weight 0 (drain = true, or weight = 0) is held to 0,
+//     whatever the tolerance: every movable user leaves it.
 //  2. A host with accept_new = false never receives. Its exact share is
 //     s = N·w/W, and it is held to min(have, ⌈s⌉ + K). It gives away
 //     only what it holds above ⌈s⌉ (+K); if it holds less than its share

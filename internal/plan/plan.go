@@ -213,7 +213,7 @@ func Make(users []cluster.User, hosts []*cluster.Host, opt Options) (*Plan, erro
 	}
 
 	var picked []int32
-	p.Todo, picked, err = assign.MakeIndexed(p.Moves, p.Sort, users, assign.Options{Pick: opt.Pick, Seed: opt.Seed})
+	p.Todo, picked, err = assign.MakeIndexed(p.Moves, p.Sort, users, assign.Options{Pick: opt.Pick, Seed: opt.Seed, Rows: row})
 	if err != nil {
 		return nil, fmt.Errorf("assign the planned moves: %w", err)
 	}
