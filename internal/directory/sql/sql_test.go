@@ -319,7 +319,7 @@ func TestBadRows(t *testing.T) {
 
 func TestColumnsChecked(t *testing.T) {
 	for _, tc := range []struct{ name, list, want string }{
-		{"unknown column", "SELECT username, home, shell FROM users", `returns a column "shell"`},
+		{"unknown column", "SELECT username, home, nologin FROM users", `returns a column "nologin"`},
 		{"no home", "SELECT username, uid FROM users", "must return the columns user (or username) and home"},
 		{"twice", "SELECT username, username AS user, home FROM users", "the same column twice"},
 	} {
