@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 
 	"github.com/zeebo/xxh3"
@@ -32,7 +33,7 @@ const chunk = 128
 // name the path; the walk goes on and returns them all at the end, joined,
 // with a nil manifest.
 func Scan(ctx context.Context, root string, opt ScanOptions) (*Manifest, error) {
-	fd, err := openat(unix.AT_FDCWD, root, dirFlags, 0)
+	fd, err := openat(unix.AT_FDCWD, filepath.Clean(root), dirFlags, 0)
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: open root: %w", root, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -22,6 +23,7 @@ import (
 // vanish from src meanwhile are left out and listed in Stats.Vanished.
 // The result must be verified like a Copy's. Sync never writes to src.
 func Sync(ctx context.Context, src, dst string, opt Options) (Stats, error) {
+	src, dst = filepath.Clean(src), filepath.Clean(dst)
 	srcfd, err := openat(unix.AT_FDCWD, src, dirFlags, 0)
 	if err != nil {
 		return Stats{}, fmt.Errorf("sync: open source %s: %w", src, err)

@@ -191,3 +191,39 @@ func TestWalkRace(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyVanishedFirstName removes the first name of a hard-linked file
+// just before it is copied: the next name is copied in its place and the
+// rest link to it.
+func TestCopyVanishedFirstName(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	build(t, src, []node{
+		F("Maildir/a/1:2,S", msg),
+		H("Maildir/b/1:2,S", "Maildir/a/1:2,S"),
+		H("Maildir/c/1:2,S", "Maildir/a/1:2,S"),
+	})
+	hook := func(event, rel string) {
+		if event == "copy" && rel == "Maildir/a/1:2,S" {
+			os.Remove(filepath.Join(src, rel))
+		}
+	}
+	st, err := Copy(context.Background(), src, dst, Options{hook: hook, SkipVanished: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !contains(st.Vanished, "Maildir/a/1:2,S") || st.Files != 1 || st.HardLinks != 1 {
+		t.Errorf("stats %+v", st)
+	}
+	sameTree(t, src, dst)
+}
+
+func TestSyncWithoutCopy(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	build(t, src, swapHome())
+	if _, err := Sync(context.Background(), src+"/", dst, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, src, dst)
+}
