@@ -263,7 +263,12 @@ func byFolder(entries []Entry) [][]Entry {
 func (c *copier) copyFiles(ctx context.Context, entries []Entry) error {
 	j := newJobs(ctx, true)
 	for _, g := range byFolder(entries) {
-		j.add(func() error { return c.copyGroup(ctx, g) })
+		j.add(func() error {
+			if j.stopped() {
+				return nil
+			}
+			return c.copyGroup(ctx, g)
+		})
 	}
 	return j.run(c.opt.workers())
 }

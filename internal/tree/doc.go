@@ -14,8 +14,9 @@
 //     else (FIFO, socket, device) is refused with ErrSpecial, before a
 //     Copy writes anything.
 //   - manifest: the entries of a tree sorted by path, from Scan; with
-//     hashing, the contents too. Compare of two manifests lists every
-//     Diff; none means equal.
+//     hashing, the contents too (XXH3-128). Compare of two manifests
+//     lists every Diff; none means equal. WriteTo and ReadManifest give
+//     it a text form that keeps every byte of every name.
 //   - copy: Copy makes a new tree (the staging folder of a move); Sync
 //     brings an existing earlier copy up to date.
 //   - hard link: a further name of a file inside the tree; the manifest
@@ -32,9 +33,9 @@
 // source root; files are read with O_NOATIME where allowed.
 //
 // What a crash leaves behind: Copy creates dst (mode 0700) before anything
-// else, then folders, then files (each fsynced when written), then sets
-// the folders' metadata and fsyncs them, deepest first, and last the
-// parent of dst. A crash or an error before Copy returns leaves a partial
+// else, then folders, then files (each fsynced when written), then hard
+// links, then sets the folders' metadata (read from the source at that
+// moment) and fsyncs them, deepest first, and last the parent of dst. A crash or an error before Copy returns leaves a partial
 // dst with no meaning: the caller removes it, or brings it up to date with
 // Sync; either way it must be verified (Scan of both sides and Compare)
 // before it is trusted. A Sync cut short leaves an earlier copy partly

@@ -50,6 +50,14 @@ func (j *jobs) add(f func() error) {
 	j.cond.Signal()
 }
 
+// stopped reports whether new work is being dropped (a failure with
+// failFast, or the context done): a long job may end early.
+func (j *jobs) stopped() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.done
+}
+
 // fail records an error without stopping (the walk goes on).
 func (j *jobs) fail(err error) {
 	j.mu.Lock()
