@@ -2,7 +2,9 @@ package sandbox
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -239,4 +241,61 @@ func TestCorpusEnron(t *testing.T) {
 		}
 	}
 	t.Logf("%d bytes; flags %v; per host %v; %d messages dated by the seed", st.bytes, st.flags, st.perHost, st.noDate)
+}
+
+func FuzzCorpusPath(f *testing.F) {
+	for name := range smallCorpus {
+		f.Add(name)
+	}
+	for _, s := range []string{"maildir/../x/inbox/1", "./maildir/a/inbox/b/../../c/1", "a/b", "maildir/-x/inbox/1", "maildir/a/.../1", "u/INBOX/x y/1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		user, folder, kind, err := corpusPath(name)
+		if err != nil {
+			return
+		}
+		if cluster.CheckUser(user) != nil {
+			t.Fatalf("corpusPath(%q) gave user %q", name, user)
+		}
+		if folder == "" {
+			if kind != kindInbox {
+				t.Fatalf("corpusPath(%q): inbox of kind %v", name, kind)
+			}
+			return
+		}
+		if !strings.HasPrefix(folder, ".") || kind != kindOther {
+			t.Fatalf("corpusPath(%q) gave folder %q of kind %v", name, folder, kind)
+		}
+		for _, part := range strings.Split(folder[1:], ".") {
+			if part == "" || strings.Trim(part, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != "" {
+				t.Fatalf("corpusPath(%q) gave folder %q", name, folder)
+			}
+		}
+	})
+}
+
+func TestCorpusRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hdr  tar.Header
+		want string
+	}{
+		{"symlink", tar.Header{Name: "maildir/a/inbox/1", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"}, "maildir/a/inbox/1: not a regular file"},
+		{"bad user", tar.Header{Name: "maildir/-rf/inbox/1", Typeflag: tar.TypeReg}, "maildir/-rf/inbox/1"},
+		{"no folder", tar.Header{Name: "maildir/a/1", Typeflag: tar.TypeReg}, "not in a mail folder"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.tar")
+			var buf bytes.Buffer
+			tw := tar.NewWriter(&buf)
+			tw.WriteHeader(&tc.hdr)
+			tw.Close()
+			os.WriteFile(p, buf.Bytes(), 0o644)
+			_, err := Build(context.Background(), Options{Dir: filepath.Join(t.TempDir(), "s"), Corpus: p})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Build = %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
 }

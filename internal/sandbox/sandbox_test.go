@@ -160,18 +160,21 @@ func TestOptionsRefused(t *testing.T) {
 }
 
 func TestProgressAndCancel(t *testing.T) {
-	var calls [][2]int
-	build(t, Options{Seed: 2, Users: 10, Progress: func(done, total int) { calls = append(calls, [2]int{done, total}) }})
-	if len(calls) == 0 {
-		t.Fatal("Progress was never called")
-	}
-	for i, c := range calls {
-		if c[0] > c[1] || i > 0 && c[0] < calls[i-1][0] {
-			t.Fatalf("progress calls %v: done must not decrease nor pass total", calls)
+	for _, opt := range []Options{{Seed: 2, Users: 10}, {Corpus: writeSmallCorpusTar(t, []string{"bob", "alice"})}} {
+		var calls [][2]int
+		opt.Progress = func(done, total int) { calls = append(calls, [2]int{done, total}) }
+		build(t, opt)
+		if len(calls) == 0 {
+			t.Fatal("Progress was never called")
 		}
-	}
-	if last := calls[len(calls)-1]; last[0] != last[1] {
-		t.Errorf("last progress call %v: want done == total", last)
+		for i, c := range calls {
+			if c[0] > c[1] || i > 0 && c[0] < calls[i-1][0] {
+				t.Fatalf("progress calls %v: done must not decrease nor pass total", calls)
+			}
+		}
+		if last := calls[len(calls)-1]; last[0] != last[1] {
+			t.Errorf("last progress call %v: want done == total", last)
+		}
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
