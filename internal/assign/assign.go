@@ -1,7 +1,6 @@
 package assign
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -291,15 +290,79 @@ func rank(pick Policy, order []*bucket, sorted []cluster.Sorted, users []cluster
 		}
 		return fmt.Errorf("pick %s needs the raw.tsv row of every candidate, but %s%s have none", pick, strings.Join(missing, ", "), more)
 	}
+	less := func(x, y *cand) bool {
+		if x.k1 != y.k1 {
+			return x.k1 < y.k1
+		}
+		if x.k2 != y.k2 {
+			return x.k2 < y.k2
+		}
+		return x.i < y.i
+	}
 	for _, b := range order {
 		part := cs[:len(b.cands)]
 		cs = cs[len(b.cands):]
+		// Only the first `need` go: bring them to the front, then order them.
+		firstK(part, b.need, less)
+		part = part[:b.need]
 		slices.SortFunc(part, func(x, y cand) int {
-			return cmp.Or(cmp.Compare(x.k1, y.k1), cmp.Compare(x.k2, y.k2), cmp.Compare(x.i, y.i))
+			if less(&x, &y) {
+				return -1
+			}
+			return 1 // keys are unique: i breaks every tie
 		})
+		b.cands = b.cands[:b.need]
 		for j := range part {
 			b.cands[j] = part[j].i
 		}
 	}
 	return nil
+}
+
+// firstK reorders v so that its k least elements (by less, a strict
+// total order) come first, in no particular order: quickselect.
+func firstK[T any](v []T, k int, less func(x, y *T) bool) {
+	lo, hi := 0, len(v)
+	for budget := 64; hi-lo > 1 && k > lo && k < hi; budget-- {
+		if budget == 0 { // the pivots keep going wrong: sort what is left
+			slices.SortFunc(v[lo:hi], func(x, y T) int {
+				if less(&x, &y) {
+					return -1
+				}
+				if less(&y, &x) {
+					return 1
+				}
+				return 0
+			})
+			return
+		}
+		// Median of three as the pivot, moved to the end.
+		m := lo + (hi-lo)/2
+		if less(&v[m], &v[lo]) {
+			v[m], v[lo] = v[lo], v[m]
+		}
+		if less(&v[hi-1], &v[lo]) {
+			v[hi-1], v[lo] = v[lo], v[hi-1]
+		}
+		if less(&v[m], &v[hi-1]) {
+			v[m], v[hi-1] = v[hi-1], v[m]
+		}
+		p := hi - 1
+		store := lo
+		for i := lo; i < p; i++ {
+			if less(&v[i], &v[p]) {
+				v[i], v[store] = v[store], v[i]
+				store++
+			}
+		}
+		v[store], v[p] = v[p], v[store]
+		switch {
+		case store == k || store+1 == k:
+			return
+		case store > k:
+			hi = store
+		default:
+			lo = store + 1
+		}
+	}
 }

@@ -262,3 +262,34 @@ func TestRandIsStable(t *testing.T) {
 		t.Fatalf("draws %v, pinned %v", got, want)
 	}
 }
+
+func TestFirstK(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		v := rapid.SliceOfN(rapid.IntRange(0, rapid.IntRange(0, 50).Draw(t, "spread")), 0, 300).Draw(t, "v")
+		type item struct{ v, i int }
+		items := make([]item, len(v))
+		for i, x := range v {
+			items[i] = item{x, i}
+		}
+		k := rapid.IntRange(0, len(v)).Draw(t, "k")
+		less := func(a, b *item) bool { return a.v < b.v || (a.v == b.v && a.i < b.i) }
+		want := slices.Clone(items)
+		slices.SortFunc(want, func(a, b item) int {
+			if less(&a, &b) {
+				return -1
+			}
+			return 1
+		})
+		firstK(items, k, less)
+		got := slices.Clone(items[:k])
+		slices.SortFunc(got, func(a, b item) int {
+			if less(&a, &b) {
+				return -1
+			}
+			return 1
+		})
+		if !slices.Equal(got, want[:k]) {
+			t.Fatalf("first %d: %v, want %v", k, got, want[:k])
+		}
+	})
+}
