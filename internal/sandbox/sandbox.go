@@ -45,7 +45,11 @@ func DefaultHosts() []HostSpec {
 // Options say what cluster to build. The zero value of every field but
 // Dir means its default.
 type Options struct {
-	Dir string // created if missing; must be empty or absent
+	// Dir is created if missing and must be empty or absent; Build sets
+	// its mode to 0755. A real mail server's processes, which run as the
+	// users, also need to search every folder above it (t.TempDir()'s are
+	// 0700).
+	Dir string
 
 	// Corpus is "" to generate mailboxes, else the Enron tar.gz (see
 	// FindCorpus), a plain tar, or an unpacked folder in its layout
@@ -214,7 +218,8 @@ func normalize(o Options) (Options, error) {
 	return o, errors.Join(errs...)
 }
 
-// prepareDir makes dir, which must be absent or empty.
+// prepareDir makes dir, which must be absent or empty, and opens it to
+// everyone (0755): the users' own uids must reach their homes below it.
 func prepareDir(dir string) error {
 	ents, err := os.ReadDir(dir)
 	switch {
@@ -222,11 +227,13 @@ func prepareDir(dir string) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("sandbox: %w", err)
 		}
-		return nil
 	case err != nil:
 		return fmt.Errorf("sandbox: %w", err)
 	case len(ents) > 0:
 		return fmt.Errorf("sandbox: %s is not empty", dir)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
 	}
 	return nil
 }
