@@ -113,6 +113,8 @@ The config is --config FILE, else $MAILDIST_CONFIG, else ./maildist.toml.`,
 		newDoneCommand(g),
 		newRecoverCommand(g),
 		newDemoCommand(g),
+		newRunCommand(g),
+		newStatusCommand(g),
 	)
 	root.AddCommand(newDirectoryCommand(g))
 	return root
@@ -121,8 +123,25 @@ The config is --config FILE, else $MAILDIST_CONFIG, else ./maildist.toml.`,
 // Main runs maildist with args and returns the exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The first signal lets moves in flight finish or undo themselves; a
+	// second one stops at once, and recover completes the rest.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case <-sigs:
+		case <-ctx.Done():
+			return
+		}
+		fmt.Fprintln(stderr, "maildist: stopping: finishing or undoing the moves in flight (signal again to stop at once)")
+		cancel()
+		<-sigs
+		fmt.Fprintln(stderr, "maildist: stopped at once; run `maildist recover` to finish or undo what was in flight")
+		os.Exit(130)
+	}()
 	root := newRootCommand(g)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+	"golang.org/x/time/rate"
 
 	"github.com/maildist/maildist/internal/cluster"
 	"github.com/maildist/maildist/internal/fsutil"
@@ -355,6 +356,19 @@ func RunCommand(ctx context.Context, argv []string) ([]byte, error) {
 // LocalCopier copies between local hosts with the tree package.
 type LocalCopier struct {
 	Options tree.Options
+	// Limit, if set, caps the bytes per second of all copies together.
+	Limit *rate.Limiter
+}
+
+// throttle waits until the limiter allows n more bytes.
+func throttle(ctx context.Context, l *rate.Limiter, n int64) {
+	for n > 0 {
+		step := min(n, int64(l.Burst()))
+		if l.WaitN(ctx, int(step)) != nil {
+			return
+		}
+		n -= step
+	}
 }
 
 // Copy copies or syncs srcPath on src to dstPath on dst; both must be Local.
@@ -372,8 +386,18 @@ func (c *LocalCopier) Copy(ctx context.Context, src Host, srcPath string, dst Ho
 	if err != nil {
 		return tree.Stats{}, err
 	}
-	if sync {
-		return tree.Sync(ctx, rs, rd, c.Options)
+	opt := c.Options
+	if c.Limit != nil {
+		inner := opt.Progress
+		opt.Progress = func(n int64) {
+			if inner != nil {
+				inner(n)
+			}
+			throttle(ctx, c.Limit, n)
+		}
 	}
-	return tree.Copy(ctx, rs, rd, c.Options)
+	if sync {
+		return tree.Sync(ctx, rs, rd, opt)
+	}
+	return tree.Copy(ctx, rs, rd, opt)
 }

@@ -261,3 +261,50 @@ func (j *Journal) archive() error {
 	}
 	return fsutil.SyncDir(filepath.Dir(filepath.Dir(to)))
 }
+
+// Completed lists the plans of the moves in a journal folder (and its
+// archive) that were carried out: moved, or moved and finished by done.
+func Completed(dir string) ([]Plan, error) {
+	var out []Plan
+	for _, d := range []string{dir, filepath.Join(dir, "archive")} {
+		js, errs := listJournals(d)
+		if len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
+		for _, j := range js {
+			switch j.Last().Step {
+			case RecMoved, RecFinished:
+				out = append(out, j.Plan)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Finished lists the plans of the moves done has finished.
+func Finished(dir string) ([]Plan, error) {
+	js, errs := listJournals(filepath.Join(dir, "archive"))
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	var out []Plan
+	for _, j := range js {
+		if j.Last().Step == RecFinished {
+			out = append(out, j.Plan)
+		}
+	}
+	return out, nil
+}
+
+// Unfinished counts the journals that are not terminal: moves under way,
+// or interrupted and waiting for recover.
+func Unfinished(dir string) (int, error) {
+	js, errs := listJournals(dir)
+	n := 0
+	for _, j := range js {
+		if !j.Terminal() {
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
+}
