@@ -310,7 +310,7 @@ func writeSurveySummary(w io.Writer, res *survey.Result, hosts []survey.HostSumm
 			fmt.Fprintf(w, "survey: %d sessions from sessions files\n", res.Sessions)
 		}
 		if res.LogUsers > 0 {
-			fmt.Fprintf(w, "survey: %d users in the logs are not in the directory (not counted)\n", res.LogUsers)
+			fmt.Fprintf(w, "survey: %d user names in the logs are not in the directory (not counted)\n", res.LogUsers)
 		}
 		for _, m := range l.Malformed {
 			fmt.Fprintf(w, "survey: malformed line %s\n", m)

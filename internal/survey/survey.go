@@ -57,7 +57,7 @@ type Result struct {
 	Pairing  dovelog.Stats
 	Sessions int   // sessions read from sessions files
 	Streams  int   // log streams (a live file and its rotations)
-	LogUsers int64 // users in the logs that the directory does not have
+	LogUsers int64 // user names in the logs that the directory does not have
 
 	// Problems are per-user problems: the survey went on, but the rows
 	// they name are incomplete (a home on no host, an unreadable home, a
@@ -134,7 +134,9 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		pr = dovelog.NewPairer(dovelog.PairOptions{
 			Since: opt.Since, Until: opt.Until,
 			Normalize: Normalizer(res.Users, opt.Cluster.Domain),
-			UsersHint: len(res.Users),
+			// Users to expect: the directory's, or, if more, one for
+			// every 4 KiB of log (a guess that only sizes a table).
+			UsersHint: max(len(res.Users), int(min(prog.LogBytes.Load()/4096, 1<<24))),
 		})
 		wg.Add(1)
 		go func() {

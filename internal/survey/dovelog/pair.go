@@ -53,7 +53,9 @@ type PairOptions struct {
 	Since, Until time.Time
 	// Normalize maps a user name as the log writes it to the name the
 	// directory uses, and says whether the directory knows it. It is
-	// called once for each distinct name. Nil keeps names as they are.
+	// called once for each distinct name. Names it does not know keep
+	// their own totals, spelling by spelling. Nil keeps names as they
+	// are, each known.
 	Normalize func(logName string) (name string, known bool)
 	// OnSession, if set, sees every session as it closes.
 	OnSession func(Session)
@@ -66,11 +68,29 @@ type Stats struct {
 	Logins       int64
 	Closed       [numCloses]int64 // sessions closed, by how
 	Unmatched    int64            // end lines with no open session (a login before the log began)
-	UnknownUsers int64            // distinct log users Normalize did not know
+	UnknownUsers int64            // distinct log names Normalize did not know
 }
 
 // Paired is the number of sessions whose end line was found.
 func (s Stats) Paired() int64 { return s.Closed[ClosedByLogout] }
+
+// rec is what the pairer needs of an event: less to copy from the parsers
+// to the pairer than a whole Event.
+type rec struct {
+	time     int64
+	user     []byte
+	userHash [2]uint64
+	sid      uint64
+	host     uint64
+	pid      int32
+	kind     Kind
+	svc      Service
+}
+
+func (ev *Event) rec() rec {
+	return rec{time: ev.Time, user: ev.User, userHash: ev.UserHash, sid: ev.SessionHash, host: ev.HostHash,
+		pid: ev.PID, kind: ev.Kind, svc: ev.Service}
+}
 
 // A Pairer turns a time-ordered stream of events from one or more sources
 // (a source is one host's log: its rotated files in order) into sessions,
@@ -182,19 +202,24 @@ func (p *Pairer) Add(src int, ev *Event) {
 	if ev.UserHash == [2]uint64{} && len(ev.User) > 0 || ev.SessionHash == 0 && len(ev.Session) > 0 || ev.HostHash == 0 && len(ev.Host) > 0 {
 		ev.hash()
 	}
-	p.See(src, ev.Time)
-	switch ev.Kind {
+	r := ev.rec()
+	p.add(src, &r)
+}
+
+func (p *Pairer) add(src int, r *rec) {
+	p.See(src, r.time)
+	switch r.kind {
 	case Login:
-		p.login(src, ev)
+		p.login(src, r)
 	case End:
-		p.end(src, ev)
+		p.end(src, r)
 	case Restart:
-		h := p.hostID(src, ev.HostHash)
-		p.closeWhere(ev.Time, ClosedByRestart, func(s *sessRec) bool { return s.host == h })
+		h := p.hostID(src, r.host)
+		p.closeWhere(r.time, ClosedByRestart, func(s *sessRec) bool { return s.host == h })
 	case ChildGone:
-		h := p.hostID(src, ev.HostHash)
-		p.closeWhere(ev.Time, ClosedByChild, func(s *sessRec) bool {
-			return s.host == h && s.pid == ev.PID && s.svc == ev.Service
+		h := p.hostID(src, r.host)
+		p.closeWhere(r.time, ClosedByChild, func(s *sessRec) bool {
+			return s.host == h && s.pid == r.pid && s.svc == r.svc
 		})
 	}
 }
@@ -252,11 +277,17 @@ func (p *Pairer) userID(raw []byte, h [2]uint64) int32 {
 		id = p.newUser(raw, true)
 	} else {
 		name, known := p.opt.Normalize(string(raw))
-		nb := []byte(name)
-		k := [2]uint64{maphash.Bytes(hashSeed, nb), maphash.Bytes(hashSeed2, nb)}
-		if id = p.byName.get(k); id < 0 {
-			id = p.newUser(nb, known)
-			p.byName.put(k, id)
+		if !known {
+			// Not the directory's: its totals are not wanted, so it need
+			// not be merged with other spellings of it either.
+			id = p.newUser(raw, false)
+		} else {
+			nb := []byte(name)
+			k := [2]uint64{maphash.Bytes(hashSeed, nb), maphash.Bytes(hashSeed2, nb)}
+			if id = p.byName.get(k); id < 0 {
+				id = p.newUser(nb, true)
+				p.byName.put(k, id)
+			}
 		}
 	}
 	p.byHash.put(h, id)
@@ -272,19 +303,19 @@ func (p *Pairer) newUser(name []byte, known bool) int32 {
 	return id
 }
 
-func (p *Pairer) login(src int, ev *Event) {
+func (p *Pairer) login(src int, ev *rec) {
 	p.stats.Logins++
-	u := p.userID(ev.User, ev.UserHash)
-	h := p.hostID(src, ev.HostHash)
-	sid := ev.SessionHash
+	u := p.userID(ev.user, ev.userHash)
+	h := p.hostID(src, ev.host)
+	sid := ev.sid
 	if sid != 0 {
 		if old, ok := p.bySID.get(sidKey(h, sid)); ok && p.sess[old].sid == sid && p.sess[old].host == h {
-			p.close(old, ev.Time, ClosedByReplaced)
+			p.close(old, ev.time, ClosedByReplaced)
 		}
 	}
 	i := p.alloc()
 	s := &p.sess[i]
-	*s = sessRec{key: ev.UserHash, user: u, host: h, pid: ev.PID, svc: ev.Service, live: true, sid: sid, start: ev.Time, prev: -1, next: -1}
+	*s = sessRec{key: ev.userHash, user: u, host: h, pid: ev.pid, svc: ev.svc, live: true, sid: sid, start: ev.time, prev: -1, next: -1}
 	if sid != 0 {
 		p.bySID.set(sidKey(h, sid), i)
 	}
@@ -296,7 +327,7 @@ func (p *Pairer) login(src int, ev *Event) {
 		ua.head = i
 	}
 	ua.tail = i
-	t := p.clip(ev.Time)
+	t := p.clip(ev.time)
 	if ua.open == 0 {
 		ua.busySince = max(t, ua.doneUntil)
 		ua.busyUntil = ua.busySince
@@ -305,38 +336,38 @@ func (p *Pairer) login(src int, ev *Event) {
 	p.open++
 }
 
-func (p *Pairer) end(src int, ev *Event) {
-	h := p.hostID(src, ev.HostHash)
-	sid := ev.SessionHash
+func (p *Pairer) end(src int, ev *rec) {
+	h := p.hostID(src, ev.host)
+	sid := ev.sid
 	if sid != 0 {
 		if i, ok := p.bySID.get(sidKey(h, sid)); ok {
-			if s := &p.sess[i]; s.key == ev.UserHash && s.sid == sid && s.host == h {
-				p.close(i, ev.Time, ClosedByLogout)
+			if s := &p.sess[i]; s.key == ev.userHash && s.sid == sid && s.host == h {
+				p.close(i, ev.time, ClosedByLogout)
 				return
 			}
 		}
 	}
-	u := p.userID(ev.User, ev.UserHash)
+	u := p.userID(ev.user, ev.userHash)
 	// By pid, then the oldest open session; ids given on both sides must agree.
 	match := int32(-1)
 	for i := p.users.at(u).head; i >= 0; i = p.sess[i].next {
 		s := &p.sess[i]
-		if s.host != h || s.svc != ev.Service {
+		if s.host != h || s.svc != ev.svc {
 			continue
 		}
 		if sid != 0 && s.sid != 0 && s.sid != sid {
 			continue
 		}
-		if ev.PID != 0 && s.pid != 0 && s.pid != ev.PID {
+		if ev.pid != 0 && s.pid != 0 && s.pid != ev.pid {
 			continue
 		}
-		if ev.PID != 0 && s.pid == ev.PID {
+		if ev.pid != 0 && s.pid == ev.pid {
 			match = i
 			break
 		}
 		if match < 0 {
 			match = i
-			if ev.PID == 0 {
+			if ev.pid == 0 {
 				break
 			}
 		}
@@ -345,7 +376,7 @@ func (p *Pairer) end(src int, ev *Event) {
 		p.stats.Unmatched++
 		return
 	}
-	p.close(match, ev.Time, ClosedByLogout)
+	p.close(match, ev.time, ClosedByLogout)
 }
 
 func (p *Pairer) alloc() int32 {
@@ -443,21 +474,21 @@ func (p *Pairer) Each(fn func(name string, t Totals)) {
 	}
 }
 
-// Prefetch touches the table slots and user records that evs will need,
+// prefetch touches the table slots and user records that recs will need,
 // with no effect but on the caches: the loads do not depend on each
-// other, so the processor overlaps their misses, which Add, one event at
+// other, so the processor overlaps their misses, which add, one event at
 // a time, cannot. It returns a value only so the loads are not removed.
-func (p *Pairer) Prefetch(evs []Event) uint64 {
+func (p *Pairer) prefetch(recs []rec) uint64 {
 	var sink uint64
 	t := p.byHash
-	for i := range evs {
-		ev := &evs[i]
-		if ev.Kind != Login && ev.Kind != End {
+	for i := range recs {
+		r := &recs[i]
+		if r.kind != Login && r.kind != End {
 			continue
 		}
-		s := &t.slots[ev.UserHash[0]&t.mask]
+		s := &t.slots[r.userHash[0]&t.mask]
 		sink += s.k0
-		if s.id > 0 && s.k0 == ev.UserHash[0] {
+		if s.id > 0 && s.k0 == r.userHash[0] {
 			sink += uint64(p.users.at(s.id - 1).open)
 		}
 	}

@@ -130,9 +130,9 @@ func Scan(ctx context.Context, streams []Stream, pr *Pairer, opt ScanOptions) (R
 		c := heads[i]
 		if c.pos >= c.fetched {
 			c.fetched = min(c.pos+prefetchWindow, len(c.job.events))
-			sink += pr.Prefetch(c.job.events[c.pos:c.fetched])
+			sink += pr.prefetch(c.job.events[c.pos:c.fetched])
 		}
-		pr.Add(i, &c.job.events[c.pos])
+		pr.add(i, &c.job.events[c.pos])
 		c.pos++
 		if n++; n&0xffff == 0 && ctx.Err() != nil {
 			return rep, ctx.Err()
@@ -170,7 +170,7 @@ type mergeHeap struct {
 
 func (h *mergeHeap) less(a, b int) bool {
 	ca, cb := h.cur[h.idx[a]], h.cur[h.idx[b]]
-	ta, tb := ca.job.events[ca.pos].Time, cb.job.events[cb.pos].Time
+	ta, tb := ca.job.events[ca.pos].time, cb.job.events[cb.pos].time
 	if ta != tb {
 		return ta < tb
 	}
@@ -227,7 +227,7 @@ type job struct {
 	err  error
 	done chan struct{}
 
-	events   []Event
+	events   []rec
 	lines    int64
 	maxTime  int64
 	hasTime  bool
@@ -328,10 +328,13 @@ func startStream(ctx context.Context, wg *sync.WaitGroup, s *Stream, opt ScanOpt
 	inflight := 2*opt.Workers + 2
 	c := &cursor{stream: s, order: make(chan *job, inflight), free: make(chan *job, inflight+2), curFile: -1}
 	if len(s.Files) == 0 {
-		j := &job{events: s.Events, done: make(chan struct{})}
+		j := &job{done: make(chan struct{})}
 		for i := range s.Events {
-			if t := s.Events[i].Time; !j.hasTime || t > j.maxTime {
-				j.maxTime, j.hasTime = t, true
+			ev := &s.Events[i]
+			ev.hash()
+			j.events = append(j.events, ev.rec())
+			if !j.hasTime || ev.Time > j.maxTime {
+				j.maxTime, j.hasTime = ev.Time, true
 			}
 		}
 		close(j.done)
@@ -480,7 +483,7 @@ func parseBlock(p *Parser, j *job, examples int) {
 		}
 		switch ev.Kind {
 		case Login, End, Restart, ChildGone:
-			j.events = append(j.events, ev)
+			j.events = append(j.events, ev.rec())
 		case Malformed:
 			if len(j.problems) < examples {
 				text := line
