@@ -47,6 +47,12 @@
 // delivery agent running as the user cannot recreate a home that has been
 // renamed away: that is what makes hold = "rename" safe. Run as anyone
 // else, every file belongs to the current user; modes are the same.
+// Build opens DIR itself (0755); for a real Dovecot over a sandbox, the
+// folders above DIR must be searchable by the users' uids too.
+//
+// A test of this package runs a real Dovecot 2.3 over a sandbox: it reads
+// every mailbox with the UIDs, flags, keywords and INTERNALDATEs the
+// sandbox meant, and leaves dovecot-uidlist as it is.
 //
 // # Determinism
 //
