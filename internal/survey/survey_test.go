@@ -1,6 +1,7 @@
 package survey
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"os"
@@ -300,4 +301,74 @@ func TestUnreadableLogStopsTheSurvey(t *testing.T) {
 	}
 	var pe *os.PathError
 	_ = errors.As(err, &pe)
+}
+
+func gzipFile(t *testing.T, path, text string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(f)
+	if _, err := zw.Write([]byte(text)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Two hosts' logs, each rotated and partly compressed: sessions open in
+// one file and end in the next, and a user's sessions on both hosts make
+// one union.
+func TestRotatedCompressedLogsOfTwoHosts(t *testing.T) {
+	dir := t.TempDir()
+	login := func(ts, user, sid string) string {
+		return "Mar  1 " + ts + " imap-login: Info: Login: user=<" + user + ">, method=PLAIN, rip=1.2.3.4, lip=5.6.7.8, mpid=1, TLS, session=<" + sid + ">\n"
+	}
+	logout := func(ts, user, sid string) string {
+		return "Mar  1 " + ts + " imap(" + user + ")<1><" + sid + ">: Info: Logged out in=1 out=2\n"
+	}
+	// host a: .2.gz (oldest) → .1 → live
+	gzipFile(t, filepath.Join(dir, "a.log.2.gz"), login("08:00:00", "alice@example.edu", "a1"))
+	tree(t, dir, map[string]string{
+		"a.log.1": logout("09:00:00", "alice", "a1") + login("10:00:00", "bob", "a2"),
+		"a.log":   logout("10:30:00", "bob", "a2"),
+		// host b: alice again, overlapping her first session on a
+		"b.log.1.gz": "", // replaced below
+		"b.log":      logout("08:40:00", "alice", "b1"),
+	})
+	gzipFile(t, filepath.Join(dir, "b.log.1.gz"), login("08:30:00", "ALICE", "b1"))
+	ref := time.Date(2025, 3, 2, 0, 0, 0, 0, time.UTC)
+	for _, n := range []string{"a.log.2.gz", "a.log.1", "a.log", "b.log.1.gz", "b.log"} {
+		if err := os.Chtimes(filepath.Join(dir, n), ref, ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &cluster.Cluster{Domain: "example.edu", Hosts: []*cluster.Host{{Name: "h", Root: "/h", FSRoot: dir}}}
+	res, err := Run(context.Background(), Options{Cluster: c, NoDisk: true, Loc: time.UTC,
+		Logs:    []string{filepath.Join(dir, "a.log*"), filepath.Join(dir, "b.log*")},
+		Entries: []directory.Entry{{User: "alice", Home: "/h/alice"}, {User: "bob", Home: "/h/bob"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Streams != 2 || res.Log.Files != 5 {
+		t.Errorf("%d streams, %d files read; want 2 and 5", res.Streams, res.Log.Files)
+	}
+	want := map[string][3]int64{"alice": {3600, 2, 0}, "bob": {1800, 1, 0}}
+	for _, u := range res.Users {
+		w := want[u.Name]
+		if u.ConnectS != w[0] || u.Sessions != w[1] {
+			t.Errorf("%s: connect_s %d sessions %d, want %d %d", u.Name, u.ConnectS, u.Sessions, w[0], w[1])
+		}
+	}
+	if res.Users[0].LastLogin != time.Date(2025, 3, 1, 8, 30, 0, 0, time.UTC) {
+		t.Errorf("alice's last login %v", res.Users[0].LastLogin)
+	}
+	if res.Pairing.Paired() != 3 || res.Pairing.Unmatched != 0 {
+		t.Errorf("pairing %+v", res.Pairing)
+	}
 }
