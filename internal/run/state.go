@@ -52,7 +52,13 @@ func LoadState(runDir string) (*State, error) {
 		if e.Step != StepResult {
 			continue
 		}
-		st.record(Key{e.User, e.From, e.To}, e.Outcome, e.Reason)
+		k := Key{e.User, e.From, e.To}
+		st.record(k, e.Outcome, e.Reason)
+		if e.Outcome == move.OutcomeMoved {
+			// The journal said so first; this covers journals an operator
+			// cleared away.
+			st.Done[k] = true
+		}
 	}
 	return st, nil
 }
