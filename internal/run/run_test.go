@@ -122,11 +122,11 @@ func TestLoopRetriesRefusalsNotPermanentFailures(t *testing.T) {
 	dir := t.TempDir()
 	writeTodo(t, dir, todoOf(6, "a", "b"), "")
 	f := newFake(map[string][]string{
-		"u00": {move.ReasonActive, move.ReasonActive},               // moves in round 3
-		"u01": {move.ReasonMissingHome},                             // never again
-		"u02": {move.ReasonVerifyFailed},                            // once more, then moves
-		"u03": {move.ReasonVerifyFailed, move.ReasonVerifyFailed},   // twice: given up
-		"u04": {move.ReasonDirectoryChanged},                        // moved by hand: given up
+		"u00": {move.ReasonActive, move.ReasonActive},                                                          // moves in round 3
+		"u01": {move.ReasonMissingHome},                                                                        // never again
+		"u02": {move.ReasonVerifyFailed},                                                                       // once more, then moves
+		"u03": {move.ReasonVerifyFailed, move.ReasonVerifyFailed},                                              // twice: given up
+		"u04": {move.ReasonDirectoryChanged},                                                                   // moved by hand: given up
 		"u05": {move.ReasonActive, move.ReasonActive, move.ReasonActive, move.ReasonActive, move.ReasonActive}, // outlasts the rounds
 	})
 	rounds := 0
