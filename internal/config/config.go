@@ -24,6 +24,7 @@ type Config struct {
 	Activity   Activity
 	Delivery   Delivery
 	Survey     Survey
+	Forward    Forward
 	Hosts      []*cluster.Host
 }
 
@@ -121,7 +122,8 @@ type file struct {
 	Survey struct {
 		Logs []string `toml:"logs"`
 	} `toml:"survey"`
-	Host []struct {
+	Forward forwardFile `toml:"forward"`
+	Host    []struct {
 		Name      string   `toml:"name"`
 		Pool      string   `toml:"pool"`
 		Root      string   `toml:"root"`
@@ -377,6 +379,8 @@ func (v *validator) build(f *file) *Config {
 	for _, g := range f.Survey.Logs {
 		c.Survey.Logs = append(c.Survey.Logs, v.rel(g))
 	}
+
+	c.Forward = v.forward(&f.Forward, c.Domain)
 
 	// hosts
 	if len(f.Host) == 0 {
