@@ -166,6 +166,11 @@ func (p *Parser) Parse(line []byte, ev *Event) {
 	b = skipSpaces(b[n:])
 	level, b := stripLevel(b)
 
+	// Deliveries are a good part of a log: known at a glance.
+	if len(b) > 4 && b[0] == 'l' && (hasPrefix(b, "lmtp(") || hasPrefix(b, "lda(")) {
+		ev.Kind = Delivery
+		return
+	}
 	pr, rest, ok := parsePrefix(b)
 	if !ok {
 		// Not "name…: ": a syslog host name comes first.
@@ -445,48 +450,44 @@ func stripLevel(b []byte) (string, []byte) {
 	return "", b
 }
 
-// loginFields reads user=<…>, mpid= and session=<…> from the fields of a
-// login line ("user=<u>, method=PLAIN, rip=…, mpid=P, TLS, session=<S>"),
-// jumping from comma to comma.
+// loginFields reads user=<…>, mpid= and session=<…> from a login line's
+// fields ("user=<u>, method=PLAIN, rip=…, mpid=P, TLS, session=<S>").
+// Dovecot writes user first and session last, which the fast paths
+// expect; any other order is found by search.
 func loginFields(b []byte) (user []byte, pid int32, session []byte, ok bool) {
-	for {
-		switch {
-		case len(b) == 0:
-			return user, pid, session, ok
-		case b[0] == 'u' && hasPrefix(b, "user=<"):
-			// The value is <…> and may hold ", ".
-			j := bytes.IndexByte(b[6:], '>')
-			if j < 0 {
-				return user, pid, session, ok
-			}
-			user, ok = b[6:6+j], true
-			b = b[7+j:]
-		case b[0] == 's' && hasPrefix(b, "session=<"):
-			j := bytes.IndexByte(b[9:], '>')
-			if j < 0 {
-				return user, pid, session, ok
-			}
-			session = b[9 : 9+j]
-			b = b[10+j:]
-		case b[0] == 'm' && hasPrefix(b, "mpid="):
-			n := int64(0)
-			i := 5
-			for i < len(b) && i < 15 && isDigit(b[i]) {
-				n = n*10 + int64(b[i]-'0')
-				i++
-			}
-			pid = int32(n)
-			b = b[i:]
-		}
-		k := bytes.IndexByte(b, ',')
-		if k < 0 {
-			return user, pid, session, ok
-		}
-		b = b[k+1:]
-		for len(b) > 0 && b[0] == ' ' {
-			b = b[1:]
+	i := 0
+	if !hasPrefix(b, "user=<") {
+		if i = bytes.Index(b, []byte("user=<")); i < 0 {
+			return nil, 0, nil, false
 		}
 	}
+	// The value is <…> and may hold ", ".
+	j := bytes.IndexByte(b[i+6:], '>')
+	if j < 0 {
+		return nil, 0, nil, false
+	}
+	user, ok = b[i+6:i+6+j], true
+	rest := b[i+7+j:]
+	if n := len(rest); n > 0 && rest[n-1] == '>' {
+		if k := bytes.LastIndexByte(rest, '<'); k >= 8 && string(rest[k-8:k]) == "session=" {
+			session = rest[k+1 : n-1]
+		}
+	}
+	if session == nil {
+		if k := bytes.Index(rest, []byte("session=<")); k >= 0 {
+			if e := bytes.IndexByte(rest[k+9:], '>'); e >= 0 {
+				session = rest[k+9 : k+9+e]
+			}
+		}
+	}
+	if k := bytes.Index(rest, []byte("mpid=")); k > 0 && (rest[k-1] == ' ' || rest[k-1] == ',') {
+		n := int64(0)
+		for d := k + 5; d < len(rest) && d < k+15 && isDigit(rest[d]); d++ {
+			n = n*10 + int64(rest[d]-'0')
+		}
+		pid = int32(n)
+	}
+	return user, pid, session, ok
 }
 
 // between returns what lies between key and the next stop byte.

@@ -138,19 +138,21 @@ func sidKey(host int32, sid uint64) uint64 {
 	return k
 }
 
+// userAgg is one user's running totals: 64 bytes, one cache line.
 type userAgg struct {
-	name      span
-	known     bool
-	open      int32
+	name      span  // its name; the top bit says Normalize knew it
+	open      int32 // sessions open now
+	sessions  int32 // counted sessions
 	head      int32 // oldest open session, -1 if none
 	tail      int32
 	busySince int64 // current busy period (clipped), while open > 0
 	busyUntil int64
 	doneUntil int64 // end of the last finished busy period
 	connect   int64 // ns
-	sessions  int64
 	last      int64 // latest counted login, math.MinInt64 if none
 }
+
+const knownBit = span(1) << 63
 
 type sessRec struct {
 	key        [2]uint64 // the user's key, as the log named the user
@@ -295,7 +297,11 @@ func (p *Pairer) userID(raw []byte, h [2]uint64) int32 {
 }
 
 func (p *Pairer) newUser(name []byte, known bool) int32 {
-	id := p.users.add(userAgg{name: p.names.add(name), known: known, head: -1, tail: -1,
+	sp := p.names.add(name)
+	if known {
+		sp |= knownBit
+	}
+	id := p.users.add(userAgg{name: sp, head: -1, tail: -1,
 		doneUntil: math.MinInt64, last: math.MinInt64})
 	if !known {
 		p.stats.UnknownUsers++
@@ -428,7 +434,7 @@ func (p *Pairer) close(i int32, t int64, how Close) {
 	p.stats.Closed[how]++
 	p.open--
 	if p.opt.OnSession != nil {
-		p.opt.OnSession(Session{User: p.names.get(ua.name), Service: s.svc, Start: time.Unix(0, s.start).UTC(),
+		p.opt.OnSession(Session{User: p.names.get(ua.name &^ knownBit), Service: s.svc, Start: time.Unix(0, s.start).UTC(),
 			End: time.Unix(0, end).UTC(), Closed: how, Counted: counted})
 	}
 	s.live = false
@@ -466,11 +472,11 @@ func (p *Pairer) Totals() map[string]Totals {
 func (p *Pairer) Each(fn func(name string, t Totals)) {
 	for i := 0; i < p.users.n; i++ {
 		ua := p.users.at(int32(i))
-		t := Totals{Connect: time.Duration(ua.connect), Sessions: ua.sessions, Known: ua.known}
+		t := Totals{Connect: time.Duration(ua.connect), Sessions: int64(ua.sessions), Known: ua.name&knownBit != 0}
 		if ua.last != math.MinInt64 {
 			t.LastLogin = time.Unix(0, ua.last).UTC()
 		}
-		fn(p.names.get(ua.name), t)
+		fn(p.names.get(ua.name&^knownBit), t)
 	}
 }
 
@@ -487,9 +493,11 @@ func (p *Pairer) prefetch(recs []rec) uint64 {
 			continue
 		}
 		s := &t.slots[r.userHash[0]&t.mask]
-		sink += s.k0
-		if s.id > 0 && s.k0 == r.userHash[0] {
+		switch {
+		case s.id > 0 && s.k0 == r.userHash[0]:
 			sink += uint64(p.users.at(s.id - 1).open)
+		case s.id == 0 && len(r.user) > 0:
+			sink += uint64(r.user[0]) // a new user: its name is copied
 		}
 	}
 	return sink

@@ -2,7 +2,10 @@ package dovelog
 
 import (
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"testing"
+	"unsafe"
 )
 
 func TestSidTableAgainstMap(t *testing.T) {
@@ -59,5 +62,30 @@ func TestUserTableGrows(t *testing.T) {
 	}
 	if tab.get([2]uint64{1, 2}) != -1 {
 		t.Fatal("absent key found")
+	}
+}
+
+func TestRecordSizes(t *testing.T) {
+	if n := unsafe.Sizeof(userAgg{}); n != 64 {
+		t.Errorf("userAgg is %d bytes, want one cache line (64)", n)
+	}
+	if n := unsafe.Sizeof(userSlot{}); n != 16 {
+		t.Errorf("userSlot is %d bytes, want 16", n)
+	}
+}
+
+func TestArena(t *testing.T) {
+	var a arena
+	var spans []span
+	var want []string
+	for i := 0; i < 200_000; i++ {
+		s := strings.Repeat("x", i%40) + strconv.Itoa(i)
+		spans = append(spans, a.add([]byte(s)))
+		want = append(want, s)
+	}
+	for i, sp := range spans {
+		if got := a.get(sp); got != want[i] {
+			t.Fatalf("name %d = %q, want %q", i, got, want[i])
+		}
 	}
 }
