@@ -7,7 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -15,7 +16,6 @@ import (
 
 	"github.com/maildist/maildist/internal/config"
 	"github.com/maildist/maildist/internal/host"
-	"github.com/maildist/maildist/internal/move"
 	"github.com/maildist/maildist/internal/sandbox"
 )
 
@@ -29,11 +29,13 @@ func newDemoCommand(g *globals) *cobra.Command {
 	var opts demoOptions
 	cmd := &cobra.Command{
 		Use:   "demo [DIR]",
-		Short: "Build a sandbox cluster and move mailboxes on it",
+		Short: "Build a sandbox cluster and run the whole job on it",
 		Long: `Build a sandbox mail cluster in DIR (default ./maildist-demo): several hosts,
 each a folder with a file system of its own, a passwd-file directory, real
-Maildirs and a maildist.toml; then move users between the hosts and finish
-with done, printing what happened. Nothing outside DIR is touched.
+Maildirs, a Dovecot log and a maildist.toml; then run the whole job on it,
+as an operator would: survey, plan, assign, run, done. One host is being
+retired, one is new and twice the size of the others, one is new and
+empty. Nothing outside DIR is touched.
 
 Without --corpus the mailboxes are generated. With --corpus PATH (the Enron
 tar.gz, e.g. ../shared/data/enron-inbox.tar.gz, or a folder in its layout)
@@ -51,7 +53,7 @@ DIR/maildist.toml.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.corpus, "corpus", "", "lay out this corpus (Enron tar.gz or folder) instead of generated mail")
-	f.IntVar(&opts.users, "users", 0, "how many users (generated: default 40; corpus: default all)")
+	f.IntVar(&opts.users, "users", 0, "how many users (generated: default 100; corpus: default all)")
 	f.Int64Var(&opts.seed, "seed", 1, "seed for everything random")
 	return cmd
 }
@@ -80,8 +82,12 @@ func runDemo(ctx context.Context, opts demoOptions, g *globals, dir string) erro
 	start := time.Now()
 	g.logf("building a sandbox cluster in %s …", dir)
 	last := time.Now()
+	users := opts.users
+	if users == 0 && opts.corpus == "" {
+		users = 100
+	}
 	c, err := sandbox.Build(ctx, sandbox.Options{
-		Dir: dir, Corpus: opts.corpus, Users: opts.users, Seed: opts.seed,
+		Dir: dir, Corpus: opts.corpus, Users: users, Seed: opts.seed, Hosts: demoHosts(),
 		Progress: func(done, total int) {
 			if time.Since(last) > time.Second || done == total {
 				last = time.Now()
@@ -101,96 +107,129 @@ func runDemo(ctx context.Context, opts demoOptions, g *globals, dir string) erro
 		return err
 	}
 	out := g.stdout
-	fmt.Fprintf(out, "Sandbox cluster in %s: %d users on %d hosts.\n\n", c.Dir, len(c.Users), len(c.Hosts))
-	printHosts(g, cfg, c)
+	fmt.Fprintf(out, "A sandbox mail cluster in %s: %d users on %d hosts.\n", c.Dir, len(c.Users), len(c.Hosts))
+	fmt.Fprintf(out, "bp03 is being retired (drain = true); bp04 is a new host twice the size of the\n")
+	fmt.Fprintf(out, "others (weight = 2); bp05 is new and empty. Before:\n\n")
+	printHosts(g, cfg)
 
-	// A few moves, as an operator would make them by hand: from the
-	// fullest host to the emptiest, the largest mailbox, a middling one and
-	// the smallest.
-	picks := demoPicks(c)
-	e, dir2, err := newEngine(g, cfg, engineOptions{})
-	if err != nil {
-		return err
+	// The main job, as an operator runs it.
+	run := filepath.Join(c.Dir, "runs", "01")
+	sub := *g
+	sub.configPath = c.Config
+	sub.json = false
+	steps := [][]string{
+		{"survey", run},
+		{"plan", run, "--seed", strconv.FormatInt(opts.seed, 10)},
+		{"assign", run},
+		{"run", run, "--parallel", "2", "--per-host", "1", "--progress", "none"},
+		{"done", run},
 	}
-	defer dir2.Close()
-	fmt.Fprintf(out, "\nMoving %d users, each held only while its copy is made and verified:\n", len(picks))
-	for _, p := range picks {
-		fmt.Fprintf(out, "  maildist move %s %s\n", p.user, p.to)
-		r := e.Move(ctx, move.Request{User: p.user, To: p.to})
-		fmt.Fprint(out, "    ")
-		printResult(g, r)
-		if r.Outcome != move.OutcomeMoved {
-			return resultError(r)
+	for _, args := range steps {
+		fmt.Fprintf(out, "\n$ maildist %s\n", strings.Join(args, " "))
+		if err := execute(ctx, &sub, args...); err != nil {
+			return fmt.Errorf("demo: maildist %s: %w", args[0], err)
 		}
 	}
-	fmt.Fprintf(out, "\n  maildist done    (a sandbox has no MTA, so no mail waits in a queue)\n")
-	entries, err := e.Done(ctx, move.DoneOptions{Domain: cfg.Domain})
-	if err != nil {
-		return err
+	fmt.Fprintf(out, "\nAfter:\n\n")
+	printHosts(g, cfg)
+	fmt.Fprintf(out, "\nThe plan's report: %s\n", filepath.Join(run, "report.html"))
+	fmt.Fprintf(out, "\nTry it yourself:\n  export MAILDIST_CONFIG=%s\n  maildist status %s\n", c.Config, run)
+	if picks := demoPicks(c, cfg); len(picks) > 0 {
+		fmt.Fprintf(out, "  maildist move %s %s\n  maildist done\n", picks[0].user, picks[0].to)
 	}
-	for _, d := range entries {
-		fmt.Fprintf(out, "    %s: %s (stub on %s removed, old copy purged)\n", d.User, d.Status, d.From)
-	}
-	fmt.Fprintln(out)
-	printHosts(g, cfg, c)
-	fmt.Fprintf(out, "\nTry it yourself:\n  export MAILDIST_CONFIG=%s\n  maildist move %s %s\n  maildist done\n",
-		c.Config, picks[0].user, picks[0].from)
 	return nil
+}
+
+// execute runs one maildist command line in this process, with g's
+// streams and config.
+func execute(ctx context.Context, g *globals, args ...string) error {
+	// Flags are bound afresh by the new root command, which resets them.
+	if g.configPath != "" {
+		args = append([]string{"--config", g.configPath}, args...)
+	}
+	root := newRootCommand(g)
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
+}
+
+// demoHosts is the demo's cluster: skewed, one host retiring, one new
+// host twice the size of the others, one new and empty.
+func demoHosts() []sandbox.HostSpec {
+	return []sandbox.HostSpec{
+		{Name: "bp01", Pool: "bp", Weight: 1, AcceptNew: true, Share: 4},
+		{Name: "bp02", Pool: "bp", Weight: 1, AcceptNew: true, Share: 3},
+		{Name: "bp03", Pool: "bp", Weight: 1, AcceptNew: true, Drain: true, Share: 2},
+		{Name: "bp04", Pool: "bp", Weight: 2, AcceptNew: true, Share: 1},
+		{Name: "bp05", Pool: "bp", Weight: 1, AcceptNew: true, Share: 0},
+	}
 }
 
 type demoMove struct{ user, from, to string }
 
-// demoPicks chooses the demo's moves: from the host holding the most users
-// to the one holding the fewest, its largest, a middling and its smallest
-// mailbox.
-func demoPicks(c *sandbox.Cluster) []demoMove {
-	byHost := map[string][]sandbox.User{}
-	for _, u := range c.Users {
-		if u.Status == "ok" {
-			byHost[u.Host] = append(byHost[u.Host], u)
+// demoPicks suggests a move to try by hand: the smallest mailbox of the
+// fullest host, to the emptiest host that takes new users.
+func demoPicks(c *sandbox.Cluster, cfg *config.Config) []demoMove {
+	homes, err := openDirectoryForDemo(cfg)
+	if err != nil {
+		return nil
+	}
+	count := map[string]int{}
+	for _, h := range homes {
+		count[h.host]++
+	}
+	var from, to string
+	for _, h := range cfg.Hosts {
+		if from == "" || count[h.Name] > count[from] {
+			from = h.Name
+		}
+		if !h.Drain && h.AcceptNew && (to == "" || count[h.Name] < count[to]) {
+			to = h.Name
 		}
 	}
-	var hosts []string
-	for _, h := range c.Hosts {
-		hosts = append(hosts, h.Name)
-	}
-	sort.SliceStable(hosts, func(i, j int) bool { return len(byHost[hosts[i]]) > len(byHost[hosts[j]]) })
-	from, to := hosts[0], hosts[len(hosts)-1]
-	us := byHost[from]
-	sort.Slice(us, func(i, j int) bool { return us[i].Bytes > us[j].Bytes })
-	var picks []demoMove
-	seen := map[string]bool{}
-	for _, i := range []int{0, len(us) / 2, len(us) - 1} {
-		if i >= 0 && i < len(us) && !seen[us[i].Name] {
-			seen[us[i].Name] = true
-			picks = append(picks, demoMove{us[i].Name, from, to})
+	var best *sandbox.User
+	for i, u := range c.Users {
+		if u.Status == "ok" && homes[u.Name].host == from && (best == nil || u.Bytes < best.Bytes) {
+			best = &c.Users[i]
 		}
 	}
-	return picks
+	if best == nil || from == to {
+		return nil
+	}
+	return []demoMove{{best.Name, from, to}}
 }
 
-// printHosts prints users and disk use per host, read from the disk.
-func printHosts(g *globals, cfg *config.Config, c *sandbox.Cluster) {
-	dir, err := openDirectoryForDemo(cfg)
+// printHosts prints users and disk use per host, read from the directory
+// and the disk.
+func printHosts(g *globals, cfg *config.Config) {
+	homes, err := openDirectoryForDemo(cfg)
 	if err != nil {
 		g.logf("warning: %v", err)
 		return
 	}
 	users := map[string]int{}
-	for _, h := range dir {
-		users[h]++
+	for _, h := range homes {
+		users[h.host]++
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "host\tusers\ton disk\t")
+	fmt.Fprintln(tw, "host\tweight\t\tusers\ton disk\t")
 	for _, h := range cfg.Hosts {
 		n, _ := host.DiskUsage(filepath.Join(h.FSRoot, h.Root))
-		fmt.Fprintf(tw, "%s\t%d\t%s\t\n", h.Name, users[h.Name], humanBytes(n))
+		flag := ""
+		switch {
+		case h.Drain:
+			flag = "drain"
+		case !h.AcceptNew:
+			flag = "no new"
+		}
+		fmt.Fprintf(tw, "%s\t%g\t%s\t%d\t%s\t\n", h.Name, h.Weight, flag, users[h.Name], humanBytes(n))
 	}
 	tw.Flush()
 }
 
-// openDirectoryForDemo returns the host of every user in the directory.
-func openDirectoryForDemo(cfg *config.Config) ([]string, error) {
+type demoHome struct{ home, host string }
+
+// openDirectoryForDemo returns every user's home and host.
+func openDirectoryForDemo(cfg *config.Config) (map[string]demoHome, error) {
 	d, err := openDirectory(cfg)
 	if err != nil {
 		return nil, err
@@ -200,12 +239,14 @@ func openDirectoryForDemo(cfg *config.Config) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var hosts []string
+	out := map[string]demoHome{}
 	c := cfg.Cluster()
 	for _, e := range es {
+		dh := demoHome{home: e.Home}
 		if h, ok := c.HostOf(e.Home); ok {
-			hosts = append(hosts, h.Name)
+			dh.host = h.Name
 		}
+		out[e.User] = dh
 	}
-	return hosts, nil
+	return out, nil
 }
