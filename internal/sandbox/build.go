@@ -28,7 +28,8 @@ type builder struct {
 	logEnd   time.Time
 	progress *progress
 
-	mu     sync.Mutex
+	// boxes is written only by the goroutine that reads the input, and
+	// read by others only after it is done.
 	boxes  map[string]*mbox
 	hostNm []string // host names, for the Maildir file names
 }
