@@ -217,9 +217,6 @@ func sqliteDSN(dsn string) (string, error) {
 // Close closes the pool.
 func (d *DB) Close() error { return d.db.Close() }
 
-// HoldMarkers reports whether hold and unhold queries are configured.
-func (d *DB) HoldMarkers() bool { return d.hold.q != nil }
-
 // List runs the list query. Rows it cannot take are reported as *RowError
 // in err, joined, and left out; a host column that disagrees with the home
 // is reported as *HostMismatch, and the entry is kept (the home decides).

@@ -360,3 +360,33 @@ func TestOpenRefuses(t *testing.T) {
 		})
 	}
 }
+
+// Many moves at once share the pool: the server sees at most MaxConns
+// sessions, however many switches run.
+func TestOnePool(t *testing.T) {
+	es := users(200)
+	d, dsn := open(t, "postgres", es, dirsql.Options{MaxConns: 3})
+	ctx := context.Background()
+	errs := make(chan error, len(es))
+	for w := 0; w < 8; w++ {
+		go func() {
+			for i := w; i < len(es); i += 8 {
+				e := es[i]
+				if _, err := d.Lookup(ctx, e.User); err != nil {
+					errs <- err
+					continue
+				}
+				errs <- d.Switch(ctx, e.User, e.Home, e.Home+".new")
+			}
+		}()
+	}
+	for range es {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := sqltest.Terminate(t, dsn); n < 1 || n > 3 {
+		t.Fatalf("%d server sessions for one directory, want 1 to 3", n)
+	}
+}
+
