@@ -389,4 +389,3 @@ func TestOnePool(t *testing.T) {
 		t.Fatalf("%d server sessions for one directory, want 1 to 3", n)
 	}
 }
-
