@@ -117,6 +117,7 @@ The config is --config FILE, else $MAILDIST_CONFIG, else ./maildist.toml.`,
 		newStatusCommand(g),
 	)
 	root.AddCommand(newDirectoryCommand(g))
+	root.AddCommand(newForwardCommand(g))
 	return root
 }
 
