@@ -1,6 +1,7 @@
 package sql
 
 import (
+	"bytes"
 	"context"
 	stdsql "database/sql"
 	"fmt"
@@ -64,26 +65,25 @@ func (d *DB) query(ctx context.Context, s stmt, vals map[string]any, f rowFunc) 
 		return fmt.Errorf("%s query must return the columns user (or username) and home; it returns %s", s.q.Kind, strings.Join(names, ", "))
 	}
 	// Every value is read as text and checked here, so that one bad row
-	// is reported with its user and does not stop the others.
-	vals2 := make([]stdsql.NullString, len(names))
+	// is reported with its user and does not stop the others. RawBytes
+	// spare a string for each value: only the kept ones are copied. (They
+	// make NULL and '' the same, which is how every column takes them.)
+	raw := make([]stdsql.RawBytes, len(names))
 	dest := make([]any, len(names))
 	for i := range dest {
-		dest[i] = &vals2[i]
+		dest[i] = &raw[i]
 	}
-	get := func(c int) stdsql.NullString {
+	get := func(c int) []byte {
 		if where[c] < 0 {
-			return stdsql.NullString{}
+			return nil
 		}
-		return vals2[where[c]]
+		return raw[where[c]]
 	}
 	row := 0
 	for rows.Next() {
 		row++
-		for i := range vals2 {
-			vals2[i] = stdsql.NullString{}
-		}
 		if err := rows.Scan(dest...); err != nil {
-			f(row, directory.Entry{}, "", &RowError{Kind: s.q.Kind, Row: row, User: get(colUser).String, Msg: err.Error()})
+			f(row, directory.Entry{}, "", &RowError{Kind: s.q.Kind, Row: row, User: string(get(colUser)), Msg: err.Error()})
 			continue
 		}
 		e, err := entryOf(get)
@@ -91,36 +91,28 @@ func (d *DB) query(ctx context.Context, s stmt, vals map[string]any, f rowFunc) 
 			f(row, e, "", &RowError{Kind: s.q.Kind, Row: row, User: e.User, Msg: err.Error()})
 			continue
 		}
-		f(row, e, get(colHost).String, nil)
+		f(row, e, string(get(colHost)), nil)
 	}
 	return rows.Err()
 }
 
-func entryOf(get func(int) stdsql.NullString) (directory.Entry, error) {
-	e := directory.Entry{User: get(colUser).String, Home: get(colHome).String, UID: -1, GID: -1}
+func entryOf(get func(int) []byte) (directory.Entry, error) {
+	e := directory.Entry{User: string(get(colUser)), Home: string(get(colHome)), UID: -1, GID: -1}
 	if e.User == "" {
 		return e, fmt.Errorf("empty user name")
 	}
-	if !get(colHome).Valid || e.Home == "" {
+	if e.Home == "" {
 		return e, fmt.Errorf("no home")
 	}
 	if !path.IsAbs(e.Home) {
 		return e, fmt.Errorf("home %q is not an absolute path", e.Home)
 	}
-	for _, id := range []struct {
-		col  int
-		into *int
-		name string
-	}{{colUID, &e.UID, "uid"}, {colGID, &e.GID, "gid"}} {
-		v := get(id.col)
-		if !v.Valid || v.String == "" {
-			continue
-		}
-		n, err := strconv.Atoi(strings.TrimSpace(v.String))
-		if err != nil || n < 0 {
-			return e, fmt.Errorf("%s %q is not a number", id.name, v.String)
-		}
-		*id.into = n
+	var err error
+	if e.UID, err = id(get(colUID)); err != nil {
+		return e, fmt.Errorf("uid %q is not a number", get(colUID))
+	}
+	if e.GID, err = id(get(colGID)); err != nil {
+		return e, fmt.Errorf("gid %q is not a number", get(colGID))
 	}
 	held, err := yes(get(colHeld))
 	if err != nil {
@@ -130,16 +122,38 @@ func entryOf(get func(int) stdsql.NullString) (directory.Entry, error) {
 	return e, nil
 }
 
+// id reads a uid or gid: digits, perhaps with spaces around them (a CHAR
+// column); -1 for none.
+func id(b []byte) (int, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return -1, nil
+	}
+	if len(b) > 10 {
+		return 0, strconv.ErrRange
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, strconv.ErrSyntax
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, nil
+}
+
 // yes reads a held column: a boolean, 1/0, or Y/N; NULL is no.
-func yes(v stdsql.NullString) (bool, error) {
-	if !v.Valid {
-		return false, nil
+func yes(v []byte) (bool, error) {
+	v = bytes.TrimSpace(v)
+	for _, w := range []string{"", "0", "f", "false", "n", "no"} {
+		if bytes.EqualFold(v, []byte(w)) {
+			return false, nil
+		}
 	}
-	switch strings.ToLower(strings.TrimSpace(v.String)) {
-	case "", "0", "f", "false", "n", "no":
-		return false, nil
-	case "1", "t", "true", "y", "yes":
-		return true, nil
+	for _, w := range []string{"1", "t", "true", "y", "yes"} {
+		if bytes.EqualFold(v, []byte(w)) {
+			return true, nil
+		}
 	}
-	return false, fmt.Errorf("held %q is not yes or no (want a boolean, 1/0 or Y/N)", v.String)
+	return false, fmt.Errorf("held %q is not yes or no (want a boolean, 1/0 or Y/N)", v)
 }

@@ -298,11 +298,16 @@ func TestBadRows(t *testing.T) {
 				"INSERT INTO users (username, home) VALUES ('rel', 'bp04/rel')",
 				"INSERT INTO users (username, home) VALUES ('', '/bp04/empty')",
 				"UPDATE users SET nologin = 'something else' WHERE username = 'bob'")
+			want := []string{`(user "rel"): home "bp04/rel" is not an absolute path`, "empty user name"}
+			if driver == "sqlite" { // PostgreSQL keeps an INTEGER column integer
+				sqltest.Exec(t, driver, dsn, "INSERT INTO users (username, home, uid, gid) VALUES ('textid', '/bp04/textid', 'x1', ' 7 ')")
+				want = append(want, `(user "textid"): uid "x1" is not a number`)
+			}
 			es, err := d.List(ctx)
 			if len(es) != len(directorytest.Seed()) {
 				t.Fatalf("%d entries", len(es))
 			}
-			for _, w := range []string{`(user "rel"): home "bp04/rel" is not an absolute path`, "empty user name"} {
+			for _, w := range want {
 				if err == nil || !strings.Contains(err.Error(), w) {
 					t.Errorf("List error %v lacks %q", err, w)
 				}
