@@ -104,7 +104,7 @@ func TestStubdirs(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
 	for _, want := range []string{
-				"failed   no-host: home /elsewhere/nohost is under no host's root",
+		"failed   no-host: home /elsewhere/nohost is under no host's root",
 		"skipped  moving: /bp02/held.moving exists on bp02",
 		"skipped  moving: locked is being moved by another process",
 		"skipped  exists: " + present.Home + " exists on " + present.Host + ": a folder",
