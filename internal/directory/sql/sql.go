@@ -62,22 +62,21 @@ type Options struct {
 
 // DB is an SQL directory: one connection pool, used by every call.
 type DB struct {
-	db      *stdsql.DB
-	name    string // "postgres directory", for messages
-	style   q.Style
-	list    stmt
-	lookup  stmt
-	switch_ stmt
-	hold    stmt // zero without hold markers
-	unhold  stmt
-	hostOf  func(string) string
-	delay   time.Duration
-	now     func() time.Time
+	db     *stdsql.DB
+	name   string // "postgres directory", for messages
+	style  q.Style
+	list   stmt
+	lookup stmt
+	swap   stmt
+	hold   stmt // zero without hold markers
+	unhold stmt
+	hostOf func(string) string
+	delay  time.Duration
+	now    func() time.Time
 	// hook, in tests, is called at each step of a write ("exec",
 	// "commit", "committed"); an error it returns is taken as the step's.
-	hook func(step string) error
-	// driverName overrides the database/sql driver, in tests.
-	driverName string
+	hook       func(step string) error
+	driverName string // database/sql's name of the driver
 }
 
 // stmt is a parsed query and its text for the driver.
@@ -91,7 +90,7 @@ var (
 	_ directory.Marker    = (*DB)(nil)
 )
 
-// Drivers maps the config's driver names to database/sql's.
+// drivers maps the config's driver names to database/sql's.
 var drivers = map[string]string{"postgres": "pgx", "pgx": "pgx", "postgresql": "pgx", "sqlite": "sqlite"}
 
 // Open opens the directory and checks that the database answers. It does
@@ -136,7 +135,7 @@ func prepare(opt Options) (*DB, error) {
 	for _, k := range []struct {
 		kind, text string
 		into       *stmt
-	}{{"list", qs.List, &d.list}, {"lookup", qs.Lookup, &d.lookup}, {"switch", qs.Switch, &d.switch_},
+	}{{"list", qs.List, &d.list}, {"lookup", qs.Lookup, &d.lookup}, {"switch", qs.Switch, &d.swap},
 		{"hold", qs.Hold, &d.hold}, {"unhold", qs.Unhold, &d.unhold}} {
 		if k.text == "" && k.kind != "hold" && k.kind != "unhold" {
 			errs = append(errs, fmt.Errorf("%s query is missing: give list, lookup and switch, or none for the default schema", k.kind))
@@ -288,7 +287,7 @@ func (d *DB) Switch(ctx context.Context, user, oldHome, newHome string) error {
 	unsure := false // a commit failed: it may have happened
 	err := d.retry(ctx, "switch "+user, func() error {
 		var err error
-		n, err = d.write(ctx, d.switch_, vals)
+		n, err = d.write(ctx, d.swap, vals)
 		if errors.Is(err, errCommitUnsure) {
 			unsure = true
 		}
