@@ -137,6 +137,7 @@ type entry struct {
 // subfolders.
 func (w *walker) dir(fd int, path string, kind dirKind) {
 	var subdirs []entry
+	var mboxes []string // files that may be mboxes, looked into once the folder is known
 	hasCur, hasNew := false, false
 	err := w.readDir(fd, func(name string) {
 		var st unix.Stat_t
@@ -174,13 +175,21 @@ func (w *walker) dir(fd int, path string, kind dirKind) {
 		case kind == dirMessage:
 			w.messages++
 		case kind == dirPlain && st.Size >= 5 && !counted && !strings.HasPrefix(name, "dovecot"):
-			w.messages += w.mbox(fd, path, name)
+			mboxes = append(mboxes, name)
 		}
 	})
 	if err != nil {
 		w.errs = append(w.errs, &fs.PathError{Op: "readdir", Path: path, Err: err})
 	}
 	maildir := hasCur && hasNew
+	if !maildir {
+		// The files at the top of a Maildir folder are Dovecot's own
+		// (subscriptions, uidlist, indexes): only elsewhere may one be
+		// an mbox.
+		for _, name := range mboxes {
+			w.messages += w.mbox(fd, path, name)
+		}
+	}
 	for _, e := range subdirs {
 		if w.ctx.Err() != nil {
 			break
