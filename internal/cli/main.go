@@ -119,6 +119,7 @@ The config is --config FILE, else $MAILDIST_CONFIG, else ./maildist.toml.`,
 	root.AddCommand(newDirectoryCommand(g))
 	root.AddCommand(newForwardCommand(g))
 	root.AddCommand(newStubdirsCommand(g))
+	root.AddCommand(newSessionsCommand(g))
 	return root
 }
 
