@@ -3,10 +3,13 @@ package e2e
 import (
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -76,10 +79,16 @@ var (
 	corpusOnce sync.Once
 	corpusPath string
 	corpusErr  error
+
+	templatesMu sync.Mutex
+	templates   = map[string]*sandbox.Cluster{} // built once per options, copied per test
+	templateDir string                          // removed by TestMain
 )
 
-// enron builds the whole Enron corpus as a sandbox cluster in a fresh
-// folder. It fails (never skips) when the corpus cannot be found: CI has it.
+// enron gives the test a fresh copy of the Enron corpus built as a sandbox
+// cluster with the given options. Each distinct set of options is built
+// once per test binary and copied (cp -a) for every test that asks. It
+// fails (never skips) when the corpus cannot be found: CI has it.
 func enron(t *testing.T, opt sandbox.Options) *sandbox.Cluster {
 	t.Helper()
 	corpusOnce.Do(func() { corpusPath, corpusErr = sandbox.FindCorpus() })
@@ -87,16 +96,41 @@ func enron(t *testing.T, opt sandbox.Options) *sandbox.Cluster {
 		t.Fatalf("the Enron corpus is needed: %v", corpusErr)
 	}
 	opt.Corpus = corpusPath
-	if opt.Dir == "" {
-		opt.Dir = filepath.Join(t.TempDir(), "cluster")
+	key := fmt.Sprintf("%+v", opt)
+
+	templatesMu.Lock()
+	tmpl, ok := templates[key]
+	if !ok {
+		if templateDir == "" {
+			d, err := os.MkdirTemp("", "maildist-e2e-enron")
+			if err != nil {
+				templatesMu.Unlock()
+				t.Fatal(err)
+			}
+			templateDir = d
+		}
+		opt.Dir = filepath.Join(templateDir, fmt.Sprintf("c%d", len(templates)))
+		start := time.Now()
+		c, err := sandbox.Build(context.Background(), opt)
+		if err != nil {
+			templatesMu.Unlock()
+			t.Fatalf("build sandbox: %v", err)
+		}
+		t.Logf("built the Enron sandbox (%d users) in %v", len(c.Users), time.Since(start).Round(time.Millisecond))
+		templates[key] = c
+		tmpl = c
 	}
-	start := time.Now()
-	c, err := sandbox.Build(context.Background(), opt)
-	if err != nil {
-		t.Fatalf("build sandbox: %v", err)
+	templatesMu.Unlock()
+
+	dir := filepath.Join(t.TempDir(), "cluster")
+	if out, err := exec.Command("cp", "-a", tmpl.Dir, dir).CombinedOutput(); err != nil {
+		t.Fatalf("copy the sandbox: %v %s", err, out)
 	}
-	t.Logf("built the Enron sandbox (%d users) in %v", len(c.Users), time.Since(start).Round(time.Millisecond))
-	return c
+	c := *tmpl
+	rebase := func(p string) string { return filepath.Join(dir, strings.TrimPrefix(p, tmpl.Dir)) }
+	c.Dir, c.Config, c.Passwd, c.Log = dir, rebase(tmpl.Config), rebase(tmpl.Passwd), rebase(tmpl.Log)
+	c.Users = append([]sandbox.User(nil), tmpl.Users...)
+	return &c
 }
 
 type sandboxUser = sandbox.User

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/maildist/maildist/internal/directory/sql/sqltest"
 )
 
 // bin is the maildist binary the tests run, built once by TestMain, so that
@@ -32,8 +34,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build maildist:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := sqltest.Main(m)
 	os.RemoveAll(dir)
+	if templateDir != "" {
+		os.RemoveAll(templateDir)
+	}
 	os.Exit(code)
 }
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/maildist/maildist/internal/cluster"
 	"github.com/maildist/maildist/internal/config"
+	"github.com/maildist/maildist/internal/directory/passwd"
+	"github.com/maildist/maildist/internal/directory/sql/sqltest"
 	"github.com/maildist/maildist/internal/runstate"
 	"github.com/maildist/maildist/internal/sandbox"
 	"github.com/maildist/maildist/internal/wire"
@@ -48,19 +50,65 @@ func homesNow(t *testing.T, cfg *config.Config) map[string]string {
 
 // The main job on real input: survey → plan → assign → run → done on the
 // Enron cluster, with the commands an operator runs.
-func TestEnronMainJob(t *testing.T) {
-	opt := sandboxDefaults()
-	opt.Hosts = mainJobHosts()
-	c := enron(t, opt)
+func TestEnronMainJob(t *testing.T) { mainJob(t, "passwd") }
+
+// The same round with the directory in SQL, as most sites keep it.
+func TestEnronMainJobPostgres(t *testing.T) { mainJob(t, "postgres") }
+func TestEnronMainJobSQLite(t *testing.T)   { mainJob(t, "sqlite") }
+
+// toSQL moves a sandbox's directory into a fresh database of the default
+// schema and points the config at it.
+func toSQL(t *testing.T, c *sandbox.Cluster, driver string) {
+	t.Helper()
+	pw, err := passwd.Open(c.Passwd, passwd.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := pw.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := config.Load(c.Config)
 	if err != nil {
 		t.Fatal(err)
+	}
+	cl := cfg.Cluster()
+	dsn := sqltest.Database(t, driver)
+	sqltest.Fill(t, driver, dsn, es, func(home string) string {
+		if h, ok := cl.HostOf(home); ok {
+			return h.Name
+		}
+		return ""
+	})
+	text, _ := os.ReadFile(c.Config)
+	old := "[directory]\ntype = \"passwd\"\npath = \"etc/passwd\"\n"
+	if !strings.Contains(string(text), old) {
+		t.Fatalf("the sandbox config has no passwd directory table:\n%s", text)
+	}
+	os.WriteFile(c.Config, []byte(strings.Replace(string(text), old, sqltest.DirectoryTOML(driver, dsn), 1)), 0o644)
+	// The passwd file goes away: nothing may read it any more.
+	os.Rename(c.Passwd, c.Passwd+".was")
+}
+
+func mainJob(t *testing.T, dirKind string) {
+	opt := sandboxDefaults()
+	opt.Hosts = mainJobHosts()
+	c := enron(t, opt)
+	passwdBefore, _ := os.ReadFile(c.Passwd)
+	if dirKind != "passwd" {
+		toSQL(t, c, dirKind)
+	}
+	cfg, err := config.Load(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Directory.Type != map[string]string{"passwd": "passwd"}[dirKind] && dirKind == "passwd" {
+		t.Fatalf("directory type %s", cfg.Directory.Type)
 	}
 	before := map[string]map[string]fileFact{}
 	for _, u := range usersOf(c) {
 		before[u.Name] = facts(t, c.RealPath(u.Home))
 	}
-	passwdBefore, _ := os.ReadFile(c.Passwd)
 	run := filepath.Join(t.TempDir(), "run")
 
 	must(t, c.Config, nil, "survey", run)
@@ -206,7 +254,23 @@ func TestEnronMainJob(t *testing.T) {
 	}
 	lines := strings.Split(string(passwdBefore), "\n")
 	after, _ := os.ReadFile(c.Passwd)
+	if dirKind != "passwd" {
+		// The passwd file was not touched; the table holds the truth, and
+		// its other columns (uid, gid) must be as they were.
+		after = passwdBefore
+		d, _ := wire.Directory(cfg)
+		es, _ := d.List(context.Background())
+		d.Close()
+		for _, e := range es {
+			if u, ok := c.User(e.User); ok && (e.UID != u.UID || e.GID != u.GID) {
+				t.Errorf("%s: ids %d:%d, were %d:%d", e.User, e.UID, e.GID, u.UID, u.GID)
+			}
+		}
+	}
 	for i, l := range strings.Split(string(after), "\n") {
+		if dirKind != "passwd" {
+			break
+		}
 		f := strings.Split(lines[i], ":")
 		if len(f) > 5 {
 			f[5] = now[f[0]]
