@@ -59,8 +59,8 @@ func Entries(user string, cur *cluster.Host, hosts []*cluster.Host, domain, to s
 
 // Clash is an entry left out because a line of the site's own has its key.
 type Clash struct {
-	Entry Entry
-	Line  int // the site's line
+	Entry Entry `json:"entry"`
+	Line  int   `json:"line"` // the site's line
 }
 
 // Map is an MTA table with maildist's section taken apart from the rest.
@@ -196,9 +196,6 @@ func (m *Map) Entries() []Entry {
 	}
 	return es
 }
-
-// UserEntries returns one user's entries.
-func (m *Map) UserEntries(user string) []Entry { return m.users[user] }
 
 // ForeignLines counts the site's own lines (every line outside the
 // section).
