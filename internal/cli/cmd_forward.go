@@ -107,11 +107,6 @@ func runForward(ctx context.Context, opts forwardOptions, g *globals, args []str
 		return withHint(fmt.Errorf("%s has no forward.map: maildist does not know which MTA file to write", cfg.Path),
 			"add [forward] map = \"/etc/postfix/maildist-forward\" (and postmap = [\"postmap\", \"hash:/etc/postfix/maildist-forward\"]) to the config")
 	}
-	for _, u := range args {
-		if err := cluster.CheckUser(u); err != nil {
-			return usageError{err}
-		}
-	}
 	// Two runs at once would each write their own idea of the section.
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return err
@@ -142,6 +137,10 @@ func runForward(ctx context.Context, opts forwardOptions, g *globals, args []str
 	switch {
 	case opts.remove:
 		for _, u := range args {
+			if err := cluster.CheckUser(u); err != nil {
+				rep.Skipped = append(rep.Skipped, forwardUser{User: u, Error: err.Error()})
+				continue
+			}
 			if !m.Has(u) {
 				g.logf("%s: no entries in %s", u, path)
 			}
@@ -158,6 +157,10 @@ func runForward(ctx context.Context, opts forwardOptions, g *globals, args []str
 		}
 		defer dir.Close()
 		for _, u := range users {
+			if err := cluster.CheckUser(u); err != nil {
+				rep.Skipped = append(rep.Skipped, forwardUser{User: u, Error: err.Error()})
+				continue
+			}
 			fu, es, err := forwardEntries(ctx, cfg, dir, u)
 			if err != nil {
 				if opts.refresh {
