@@ -14,6 +14,7 @@ type moveOptions struct {
 	force       bool
 	local       bool
 	allowUnsafe bool
+	noPreCopy   bool
 }
 
 func newMoveCommand(g *globals) *cobra.Command {
@@ -45,6 +46,7 @@ host, --force skips the check.`,
 	f.BoolVar(&opts.force, "force", false, "move even if the user has a live session")
 	f.BoolVar(&opts.local, "local", false, "check for live sessions on the source host only")
 	f.BoolVar(&opts.allowUnsafe, "unsafe-hold", false, "hold by renaming even where the user could recreate the home (mail may land in a new empty home; it is carried over)")
+	f.BoolVar(&opts.noPreCopy, "no-precopy", false, "copy only under the hold (the user waits for the whole copy)")
 	cmd.MarkFlagsMutuallyExclusive("force", "local")
 	return cmd
 }
@@ -54,7 +56,7 @@ func runMove(ctx context.Context, opts moveOptions, g *globals, args []string) e
 	if err != nil {
 		return err
 	}
-	e, dir, err := newEngine(g, cfg, engineOptions{allowUnsafe: opts.allowUnsafe})
+	e, dir, err := newEngine(g, cfg, engineOptions{allowUnsafe: opts.allowUnsafe, noPreCopy: opts.noPreCopy})
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,7 @@ type runOptions struct {
 	force     bool
 	local     bool
 	progress  string
+	noPreCopy bool
 }
 
 func newRunCommand(g *globals) *cobra.Command {
@@ -81,6 +82,7 @@ recover RUN" completes the rest.`,
 	f.BoolVar(&opts.force, "force", false, "move users even if they have a live session")
 	f.BoolVar(&opts.local, "local", false, "check live sessions on the source host only")
 	f.StringVar(&opts.progress, "progress", "auto", "progress display on stderr: auto, bars, lines, none")
+	f.BoolVar(&opts.noPreCopy, "no-precopy", false, "copy only under the hold (users wait for the whole copy)")
 	cmd.MarkFlagsMutuallyExclusive("force", "local")
 	return cmd
 }
@@ -161,7 +163,7 @@ func runRun(ctx context.Context, opts runOptions, g *globals, dir string) error 
 		return err
 	}
 	defer log.Close()
-	e, d, err := newEngine(rep.globals(), cfg, engineOptions{journalDir: filepath.Join(dir, "journal"), batch: dir, log: log})
+	e, d, err := newEngine(rep.globals(), cfg, engineOptions{journalDir: filepath.Join(dir, "journal"), batch: dir, log: log, noPreCopy: opts.noPreCopy})
 	if err != nil {
 		return err
 	}

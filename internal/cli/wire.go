@@ -17,6 +17,7 @@ type engineOptions struct {
 	journalDir  string // default state_dir/journal
 	batch       string
 	allowUnsafe bool
+	noPreCopy   bool
 	log         *runstate.Log
 }
 
@@ -33,7 +34,7 @@ func newEngine(g *globals, cfg *config.Config, opt engineOptions) (*move.Engine,
 			g.logf("%s", describeEvent(ev))
 		}
 	}
-	return wire.Engine(cfg, wire.Options{JournalDir: opt.journalDir, Batch: opt.batch, AllowUnsafe: opt.allowUnsafe, Events: events})
+	return wire.Engine(cfg, wire.Options{JournalDir: opt.journalDir, Batch: opt.batch, AllowUnsafe: opt.allowUnsafe, NoPreCopy: opt.noPreCopy, Events: events})
 }
 
 // openDirectory opens the directory a config names.

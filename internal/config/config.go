@@ -25,6 +25,7 @@ type Config struct {
 	Delivery   Delivery
 	Survey     Survey
 	Forward    Forward
+	Move       Move
 	Hosts      []*cluster.Host
 }
 
@@ -75,6 +76,13 @@ type Delivery struct {
 	Margin int64
 }
 
+// Move configures how a home is copied.
+type Move struct {
+	// PreCopy copies the live home before the hold, so the hold only
+	// waits for the last difference (default true).
+	PreCopy bool
+}
+
 // Survey configures the survey.
 type Survey struct {
 	Logs []string // globs, absolute
@@ -123,7 +131,10 @@ type file struct {
 		Logs []string `toml:"logs"`
 	} `toml:"survey"`
 	Forward forwardFile `toml:"forward"`
-	Host    []struct {
+	Move    struct {
+		PreCopy *bool `toml:"precopy"`
+	} `toml:"move"`
+	Host []struct {
 		Name      string   `toml:"name"`
 		Pool      string   `toml:"pool"`
 		Root      string   `toml:"root"`
@@ -381,6 +392,10 @@ func (v *validator) build(f *file) *Config {
 	}
 
 	c.Forward = v.forward(&f.Forward, c.Domain)
+	c.Move.PreCopy = true
+	if f.Move.PreCopy != nil {
+		c.Move.PreCopy = *f.Move.PreCopy
+	}
 
 	// hosts
 	if len(f.Host) == 0 {

@@ -69,11 +69,25 @@ type Host interface {
 	Run(ctx context.Context, argv []string) ([]byte, error)
 }
 
+// CopyMode says what kind of copy is asked for.
+type CopyMode int
+
+const (
+	// CopyFresh makes a new copy; dstPath must not exist. The source is
+	// held: a name that vanishes is an error.
+	CopyFresh CopyMode = iota
+	// CopySync brings an earlier copy at dstPath up to date with a held
+	// source.
+	CopySync
+	// CopyLive is a pass while the user still works: dstPath may hold an
+	// earlier pass or nothing; names that vanish meanwhile are left out.
+	CopyLive
+)
+
 // Copier carries a tree from one host to another.
 type Copier interface {
-	// Copy makes dstPath on dst (which must not exist) a copy of srcPath
-	// on src, or, with sync, brings an earlier copy at dstPath up to date.
-	Copy(ctx context.Context, src Host, srcPath string, dst Host, dstPath string, sync bool) (tree.Stats, error)
+	// Copy makes dstPath on dst a copy of srcPath on src, as mode says.
+	Copy(ctx context.Context, src Host, srcPath string, dst Host, dstPath string, mode CopyMode) (tree.Stats, error)
 }
 
 // ErrOutside is wrapped by errors for paths outside the cluster's roots.

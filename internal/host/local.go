@@ -372,7 +372,7 @@ func throttle(ctx context.Context, l *rate.Limiter, n int64) {
 }
 
 // Copy copies or syncs srcPath on src to dstPath on dst; both must be Local.
-func (c *LocalCopier) Copy(ctx context.Context, src Host, srcPath string, dst Host, dstPath string, sync bool) (tree.Stats, error) {
+func (c *LocalCopier) Copy(ctx context.Context, src Host, srcPath string, dst Host, dstPath string, mode CopyMode) (tree.Stats, error) {
 	ls, ok1 := src.(*Local)
 	ld, ok2 := dst.(*Local)
 	if !ok1 || !ok2 {
@@ -396,8 +396,15 @@ func (c *LocalCopier) Copy(ctx context.Context, src Host, srcPath string, dst Ho
 			throttle(ctx, c.Limit, n)
 		}
 	}
-	if sync {
+	switch mode {
+	case CopySync:
 		return tree.Sync(ctx, rs, rd, opt)
+	case CopyLive:
+		if _, err := os.Lstat(rd); err == nil {
+			return tree.Sync(ctx, rs, rd, opt)
+		}
+		opt.SkipVanished = true
+		return tree.Copy(ctx, rs, rd, opt)
 	}
 	return tree.Copy(ctx, rs, rd, opt)
 }

@@ -161,7 +161,7 @@ func wrapEngine(e *Engine, c *crasher) {
 // counts each file copied as an event (the first few only).
 type crashCopier struct{ c *crasher }
 
-func (cc crashCopier) Copy(ctx context.Context, src host.Host, sp string, dst host.Host, dp string, sync bool) (tree.Stats, error) {
+func (cc crashCopier) Copy(ctx context.Context, src host.Host, sp string, dst host.Host, dp string, mode host.CopyMode) (tree.Stats, error) {
 	files := 0
 	var injected error
 	lc := &host.LocalCopier{Options: tree.Options{Workers: 1, Progress: func(int64) {
@@ -174,7 +174,7 @@ func (cc crashCopier) Copy(ctx context.Context, src host.Host, sp string, dst ho
 	if err := cc.c.event(); err != nil {
 		return tree.Stats{}, err
 	}
-	st, err := lc.Copy(ctx, src.(crashHost).Host, sp, dst.(crashHost).Host, dp, sync)
+	st, err := lc.Copy(ctx, src.(crashHost).Host, sp, dst.(crashHost).Host, dp, mode)
 	if err == nil && injected != nil {
 		err = injected // as if the copy had failed part way
 	}
@@ -185,6 +185,12 @@ func TestCrashAtEveryPoint(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns a process per crash point")
 	}
+	for _, pre := range []bool{true, false} {
+		t.Run(fmt.Sprintf("precopy=%v", pre), func(t *testing.T) { crashAtEveryPoint(t, pre) })
+	}
+}
+
+func crashAtEveryPoint(t *testing.T, precopy bool) {
 	template := newFixture(t, map[string]string{"alice": "h1", "bob": "h2"})
 	template.makeMaildir(t, "alice", "h1", 30)
 	template.makeMaildir(t, "bob", "h2", 3)
@@ -200,6 +206,9 @@ func TestCrashAtEveryPoint(t *testing.T) {
 			}
 			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 			cmd.Env = append(os.Environ(), envCrashDir+"="+dir, envCrashAt+"="+strconv.Itoa(n))
+			if !precopy {
+				cmd.Env = append(cmd.Env, envNoPreCopy+"=1")
+			}
 			out, err := cmd.CombinedOutput()
 			killed := false
 			if ee, ok := err.(*exec.ExitError); ok {
@@ -215,6 +224,7 @@ func TestCrashAtEveryPoint(t *testing.T) {
 			}
 			f := openFixture(dir)
 			e := f.engine(t)
+			e.PreCopy = precopy
 			if _, err := e.Recover(context.Background()); err != nil {
 				t.Fatalf("recover: %v", err)
 			}
@@ -248,6 +258,12 @@ func TestCrashAtEveryPoint(t *testing.T) {
 // Before the switch the move is undone at once; after it, recover finishes
 // it. Either way the user ends up complete in one home.
 func TestFaultAtEveryPoint(t *testing.T) {
+	for _, pre := range []bool{true, false} {
+		t.Run(fmt.Sprintf("precopy=%v", pre), func(t *testing.T) { faultAtEveryPoint(t, pre) })
+	}
+}
+
+func faultAtEveryPoint(t *testing.T, precopy bool) {
 	completed := false
 	for n := 1; n < 300 && !completed; n++ {
 		t.Run(fmt.Sprintf("at=%d", n), func(t *testing.T) {
@@ -255,6 +271,7 @@ func TestFaultAtEveryPoint(t *testing.T) {
 			f.makeMaildir(t, "alice", "h1", 8)
 			before := snapshot(t, f.real("h1", "/h1/alice"))
 			e := f.engine(t)
+			e.PreCopy = precopy
 			c := &crasher{fail: true}
 			c.at.Store(int64(n))
 			wrapEngine(e, c)

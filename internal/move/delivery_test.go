@@ -201,6 +201,12 @@ func TestDeliveriesDuringMoves(t *testing.T) {
 // A destination that fills up during the copy: the move fails with
 // no-space, the source is untouched and the staging is gone.
 func TestDiskFillsDuringCopy(t *testing.T) {
+	for _, pre := range []bool{true, false} {
+		t.Run(fmt.Sprintf("precopy=%v", pre), func(t *testing.T) { diskFillsDuringCopy(t, pre) })
+	}
+}
+
+func diskFillsDuringCopy(t *testing.T, precopy bool) {
 	if !isRoot {
 		t.Skip("needs root to mount a small tmpfs")
 	}
@@ -221,8 +227,13 @@ func TestDiskFillsDuringCopy(t *testing.T) {
 	os.MkdirAll(f.real("h2", "/h2"), 0o711)
 
 	e := f.engine(t)
+	e.PreCopy = precopy
+	firstCopy := StepCopy
+	if precopy {
+		firstCopy = StepPreCopy
+	}
 	e.Hook = func(user string, s Step) error {
-		if s == StepCopy {
+		if s == firstCopy {
 			// Something else takes most of the room after the check.
 			fill := f.real("h2", "/h2/filler")
 			fh, err := os.Create(fill)

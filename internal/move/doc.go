@@ -4,9 +4,11 @@
 // A move is a sequence of steps:
 //
 //	check    the user, both homes, free space, locks, live sessions
+//	precopy  (optional) the live home is copied to staging, pass after pass
 //	hold     delivery deferred (delivery.Hold), logins refused (directory marker)
 //	settle   no process has a file open under the held home
-//	copy     the tree goes to a staging folder on the destination
+//	copy     the tree goes to a staging folder on the destination (after a
+//	         precopy: only what changed since its last pass)
 //	verify   manifests of both sides (with content hashes) must be equal;
 //	         what changed is copied again and verified again
 //	commit   staging is renamed into place on the destination

@@ -87,6 +87,7 @@ type Engine struct {
 	JournalDir string // journals of this batch
 	LockDir    string // per-user locks, shared by every batch
 	Settle     time.Duration
+	PreCopy    bool  // copy the live home before the hold; hold only for the last difference
 	Margin     int64 // free space kept on a destination beyond the mailbox
 	Batch      string
 	Runner     string
@@ -208,7 +209,7 @@ func (e *Engine) Move(ctx context.Context, req Request) Result {
 		Hold: e.Hold.Kind(), Held: e.Hold.HeldPath(ent.Home),
 		Staging: path.Join(to.Root, stagingDir, req.User+"."+id),
 		Trash:   path.Join(from.Root, trashDir, req.User+"."+id),
-		Stub:    e.Stub, Marker: e.Marker,
+		Stub:    e.Stub, Marker: e.Marker, PreCopy: e.PreCopy,
 		Batch: e.Batch, Runner: e.Runner, Started: time.Now().UTC(),
 	}
 	j, err := createJournal(e.JournalDir, p, Record{Step: StepCheck})
@@ -278,6 +279,19 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 		return m.res
 	}
 
+	// precopy: while the user still works, so that the hold only has to
+	// wait for the last difference.
+	copyMode := host.CopyFresh
+	if p.PreCopy {
+		if err := m.step(StepPreCopy, Record{}); err != nil {
+			return fail(StepPreCopy, ReasonCopyFailed, err)
+		}
+		if err := m.precopy(ctx); err != nil {
+			return fail(StepPreCopy, copyReason(err), err)
+		}
+		copyMode = host.CopySync
+	}
+
 	// hold
 	if err := m.step(StepHold, Record{}); err != nil {
 		return fail(StepHold, ReasonHoldFailed, err)
@@ -310,11 +324,11 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 	if _, err := m.dst.MkdirAll(ctx, path.Dir(p.Staging), 0o700, 0, 0); err != nil {
 		return fail(StepCopy, ReasonCopyFailed, err)
 	}
-	st, err := e.Copier.Copy(ctx, m.src, p.Held, m.dst, p.Staging, false)
+	st, err := e.Copier.Copy(ctx, m.src, p.Held, m.dst, p.Staging, copyMode)
 	if err != nil {
 		return fail(StepCopy, copyReason(err), err)
 	}
-	m.res.Bytes = st.Bytes
+	m.res.Bytes += st.Bytes
 	e.emitBytes(m.res, StepCopy, st.Bytes)
 
 	// verify
@@ -374,6 +388,42 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 	ev := m.res
 	e.emitHeld(ev, m.res.Held)
 	return m.res
+}
+
+// PreCopy passes: a first full copy, then passes of what changed while
+// each still finds much to do, at most this many in all.
+const maxPreCopyPasses = 4
+
+// precopy copies the live home into staging, pass after pass, until a
+// pass finds little left to do: then the final pass under the hold is
+// short. A pass copies what is new or changed and removes what is gone;
+// names that vanish mid-pass (an expunge) are simply left out.
+func (m *mover) precopy(ctx context.Context) error {
+	p := m.p
+	if _, err := m.dst.MkdirAll(ctx, path.Dir(p.Staging), 0o700, 0, 0); err != nil {
+		return err
+	}
+	var first tree.Stats
+	for pass := 1; pass <= maxPreCopyPasses; pass++ {
+		st, err := m.e.Copier.Copy(ctx, m.src, p.OldHome, m.dst, p.Staging, host.CopyLive)
+		if err != nil {
+			return fmt.Errorf("precopy pass %d: %w", pass, err)
+		}
+		m.res.Bytes += st.Bytes
+		m.e.emitBytes(m.res, StepPreCopy, st.Bytes)
+		if pass == 1 {
+			first = st
+			continue
+		}
+		// Little left: a pass that copied under 2% of the first pass's
+		// bytes and names, or under 1 MB and 100 names.
+		changed := st.Files + st.Dirs + st.Symlinks + st.HardLinks + st.Removed + st.Fixed
+		firstN := first.Files + first.Dirs + first.Symlinks + first.HardLinks
+		if (st.Bytes <= first.Bytes/50 || st.Bytes < 1<<20) && (changed <= firstN/50 || changed < 100) {
+			break
+		}
+	}
+	return nil
 }
 
 // check refuses a move that cannot or should not happen now.
@@ -506,7 +556,7 @@ func (m *mover) verify(ctx context.Context) error {
 				return fmt.Errorf("verify: %w", err)
 			}
 		}
-		if _, err := m.e.Copier.Copy(ctx, m.src, m.p.Held, m.dst, m.p.Staging, true); err != nil {
+		if _, err := m.e.Copier.Copy(ctx, m.src, m.p.Held, m.dst, m.p.Staging, host.CopySync); err != nil {
 			return fmt.Errorf("verify: copy the difference: %w", err)
 		}
 	}

@@ -227,8 +227,8 @@ type faultCopier struct {
 	always    bool
 }
 
-func (c *faultCopier) Copy(ctx context.Context, src host.Host, sp string, dst host.Host, dp string, sync bool) (tree.Stats, error) {
-	st, err := c.inner.Copy(ctx, src, sp, dst, dp, sync)
+func (c *faultCopier) Copy(ctx context.Context, src host.Host, sp string, dst host.Host, dp string, mode host.CopyMode) (tree.Stats, error) {
+	st, err := c.inner.Copy(ctx, src, sp, dst, dp, mode)
 	c.copies++
 	if err == nil && (c.copies == c.corrupt || c.always) {
 		m, _ := tree.Scan(ctx, c.realStage(dp), tree.ScanOptions{})

@@ -175,6 +175,7 @@ func (f *fixture) engine(t testing.TB) *Engine {
 		JournalDir: filepath.Join(f.dir, "state", "journal"),
 		LockDir:    filepath.Join(f.dir, "state", "locks"),
 		Settle:     2 * time.Second,
+		PreCopy:    os.Getenv(envNoPreCopy) == "",
 		Margin:     0,
 		Events: func(ev runstate.Event) {
 			f.mu.Lock()
@@ -183,6 +184,10 @@ func (f *fixture) engine(t testing.TB) *Engine {
 		},
 	}
 }
+
+// envNoPreCopy, when set, turns the precopy off in fixture engines (the
+// crash test's child reads it).
+const envNoPreCopy = "MAILDIST_TEST_NO_PRECOPY"
 
 type fakeActivity struct{ f *fixture }
 

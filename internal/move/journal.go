@@ -21,6 +21,7 @@ type Step string
 // The steps of a move, in order.
 const (
 	StepCheck   Step = "check"
+	StepPreCopy Step = "precopy"
 	StepHold    Step = "hold"
 	StepSettle  Step = "settle"
 	StepCopy    Step = "copy"
@@ -42,7 +43,7 @@ const (
 )
 
 // Steps lists the steps of a move in order.
-var Steps = []Step{StepCheck, StepHold, StepSettle, StepCopy, StepVerify, StepCommit, StepSwitch, StepStub, StepRelease}
+var Steps = []Step{StepCheck, StepPreCopy, StepHold, StepSettle, StepCopy, StepVerify, StepCommit, StepSwitch, StepStub, StepRelease}
 
 // Plan is what a move will do, fixed before it does anything.
 type Plan struct {
@@ -60,6 +61,7 @@ type Plan struct {
 	Trash   string    `json:"trash"`   // source host
 	Stub    bool      `json:"stub"`    // a .forward stub at NewHome on the source host
 	Marker  bool      `json:"marker"`  // the directory's hold marker is used
+	PreCopy bool      `json:"precopy"` // the live home is copied before the hold
 	Batch   string    `json:"batch,omitempty"`
 	Runner  string    `json:"runner,omitempty"`
 	Started time.Time `json:"started"`

@@ -95,7 +95,7 @@ func (e *Engine) recoverOne(ctx context.Context, j *Journal) Result {
 		j.archive()
 		res.Outcome, res.Reason = OutcomeRefused, ReasonInterrupted
 		return res
-	case StepHold, StepSettle, StepCopy, StepVerify, StepCommit:
+	case StepPreCopy, StepHold, StepSettle, StepCopy, StepVerify, StepCommit:
 		return undo(ReasonInterrupted, fmt.Errorf("interrupted at %s", last))
 	case RecUndo:
 		r := j.Last()

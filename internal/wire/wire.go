@@ -85,6 +85,7 @@ type Options struct {
 	JournalDir  string // default state_dir/journal
 	Batch       string
 	AllowUnsafe bool                 // hold by rename where the user could recreate the home
+	NoPreCopy   bool                 // copy only under the hold
 	Events      func(runstate.Event) // told of every step
 }
 
@@ -132,6 +133,7 @@ func Engine(cfg *config.Config, opt Options) (*move.Engine, directory.Directory,
 		JournalDir: jd,
 		LockDir:    filepath.Join(cfg.StateDir, "locks"),
 		Settle:     cfg.Delivery.Settle,
+		PreCopy:    cfg.Move.PreCopy && !opt.NoPreCopy,
 		Margin:     cfg.Delivery.Margin,
 		Batch:      opt.Batch,
 		Runner:     hostname,
