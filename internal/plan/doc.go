@@ -28,7 +28,7 @@
 //     When every host accepts, s' is the plain share N·w/W.
 //
 // K is the tolerance (--tolerance, default 0): a host inside its band is
-// left alone; one outside is brought to the nearest edge of the band.
+// left alone where the class allows; one outside is brought into it.
 //
 // Among all targets the rule allows, the plan takes those with the fewest
 // moves, Σ max(0, have − target). That least number is
@@ -47,6 +47,77 @@
 // The users such a host lacks are shared by the accepting hosts, which is
 // why their share s' can differ slightly from N·w/W (Target.Held shows
 // the share each host is held to, Target.Share the plain one).
+//
+// # The totals
+//
+// Many targets have the fewest moves: Moves = Σ max(0, have − target) =
+// Σ max(0, target − have), and each term is at least its part of A (of
+// B), so a plan has the fewest moves exactly when
+//
+//   - A ≥ B: every host above hi goes to hi, and every other host keeps
+//     what it has or gains, up to hi; or
+//   - A < B: every host below lo goes to lo, and every other host keeps
+//     what it has or loses, down to lo.
+//
+// That leaves |A − B| users of the class free to fall on any host whose
+// range is open: which receiving hosts get ⌈s'⌉ rather than ⌊s'⌋, and
+// which hosts already at or above ⌈s'⌉ keep it. Among these plans the
+// plan takes, in this order of preference:
+//
+//  1. with a tolerance, the plans that put the fewest free users on hosts
+//     inside their band: hosts outside their band take them first (past
+//     the nearest edge of their band if need be), the others only what
+//     those cannot;
+//  2. the plan whose host totals T (the sum of a host's targets over the
+//     classes) lie nearest the total shares g: Σ (T − g)² least, over the
+//     accepting hosts of the group;
+//  3. among those, the one whose bytes lie nearest the byte shares, as
+//     far as swapping users of two classes between two hosts finds it
+//     (sizes are estimated from the class means: spread says how).
+//
+// A host's total share g is the sum over the classes of the share the
+// rule holds it to, Σ s' (HostPlan.Held), not its plain share of all the
+// group's movable users, N·w/W. The two are the same unless a host of
+// the group takes no new users; then that host keeps less than its share
+// (rule 2), the accepting hosts must hold the rest between them, and Σ s'
+// is exactly that rest split by weight, while the plain shares of the
+// accepting hosts add up to fewer users than they must hold.
+//
+// What the totals reach. Each target lies in its band, less than K + 1
+// from s', so |T − g| < (K + 1)·C always, C the number of classes with
+// users in the group. The plan's totals have the least Σ (T − g)² of all
+// plans with the fewest moves (with a tolerance: of those that put as
+// few users on hosts inside their band), and so also the least largest excess T − g and the least
+// largest shortfall g − T: no such plan brings its furthest host nearer.
+// For each accepting host h:
+//
+//	T_h − g_h ≤ 1 + e⁺_h,   g_h − T_h ≤ 1 + e⁻_h,
+//	e⁺_h = max over sets S of accepting hosts with h in S of (μ(S) − g(S)) / |S|,
+//	e⁻_h = max over the same sets of (g(S) − ν(S)) / |S|,
+//
+// where μ(S) and ν(S) are the least and the most users the hosts of S
+// can hold between them in any plan with the fewest moves (class by
+// class: Σ_S least against r − Σ_notS most, and the like), and g(S) the
+// sum of their shares. So every host ends within ±1 of its total share
+// unless some set of hosts is forced, by the fewest moves alone, further
+// over or under its shares; and then each host is within 1 of that set's
+// forced average. Proof: let S be the hosts h can pass a free user to,
+// directly (h above its least in a class in which the other is below its
+// most) or through a chain of such passes. No host of S can pass one out
+// of S, so S holds the least it can, μ(S). Passing one from h to j would
+// lower Σ (T − g)² if T_h − g_h > T_j − g_j + 1, so at the least sum no
+// host of S is more than 1 below h; their mean, (μ(S) − g(S))/|S|, is
+// then at least T_h − g_h − 1. The same way down gives e⁻.
+//
+// ±1 cannot be promised even when every host accepts and none drains:
+// a host that sends users of a class keeps ⌈s'⌉ of it, since one more
+// out would be a move more, so a host that sends in many classes holds
+// up to the sum of ⌈s'⌉ − s' over them above its share (the usual case
+// for the fullest hosts of a pool, e⁺ > 0), and a host already inside
+// its band in every class moves nobody. Two hosts of equal weight and 25
+// classes of one user each, all on one host: the fewest moves are 0 and
+// the totals stay 25 and 0 against shares of 12.5. The plan names the
+// group's furthest host among its Reasons.
 //
 // # Pairing
 //

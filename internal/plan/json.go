@@ -36,6 +36,9 @@ type JSONStats struct {
 	WorstBefore float64 `json:"worst_before"`
 	WorstAfter  float64 `json:"worst_after"`
 	LeftAlone   int     `json:"left_alone"`
+	// A host's total of movable users against its held total (JSONHost.Held).
+	WorstTotalBefore float64 `json:"worst_total_before"`
+	WorstTotalAfter  float64 `json:"worst_total_after"`
 }
 
 // JSONGroup mirrors Group.
@@ -56,6 +59,7 @@ type JSONHost struct {
 	AcceptNew bool                 `json:"accept_new"`
 	Drain     bool                 `json:"drain"`
 	Share     float64              `json:"share"`
+	Held      float64              `json:"held"` // the total of movable users the plan brings it near (HostPlan.Held)
 	Before    JSONLoad             `json:"before"`
 	After     JSONLoad             `json:"after"`
 	Unmoved   int                  `json:"unmoved"`
@@ -97,7 +101,8 @@ func (p *Plan) Summary() Summary {
 		Thresholds: JSONThreshold{ConnectS: th.Connect, Bytes: th.Bytes, Given: []string{}, Flag: th.String()},
 		Stats: JSONStats{Users: p.Stats.Users, Movable: p.Stats.Movable, Unmoved: p.Stats.Unmoved,
 			Moves: p.Stats.Moves, LowerBound: p.Stats.LowerBound, Hosts: p.Stats.Hosts,
-			WorstBefore: p.Stats.WorstBefore, WorstAfter: p.Stats.WorstAfter, LeftAlone: p.Stats.LeftAlone},
+			WorstBefore: p.Stats.WorstBefore, WorstAfter: p.Stats.WorstAfter, LeftAlone: p.Stats.LeftAlone,
+			WorstTotalBefore: p.Stats.WorstTotalBefore, WorstTotalAfter: p.Stats.WorstTotalAfter},
 		Moves:   make([]JSONMove, len(p.Moves)),
 		Unmoved: p.Unmoved,
 		Reasons: p.Reasons,
@@ -131,7 +136,7 @@ func (p *Plan) Summary() Summary {
 			cl = map[string]JSONClass{}
 		}
 		s.Hosts = append(s.Hosts, JSONHost{Name: h.Name, Pool: h.Pool, Group: h.Group, Weight: h.Weight,
-			AcceptNew: h.AcceptNew, Drain: h.Drain, Share: h.Share,
+			AcceptNew: h.AcceptNew, Drain: h.Drain, Share: h.Share, Held: h.Held,
 			Before:  JSONLoad(h.Before),
 			After:   JSONLoad(h.After),
 			Unmoved: h.Unmoved, Out: h.Out, In: h.In, Classes: cl})

@@ -62,12 +62,15 @@ type HostPlan struct {
 	AcceptNew bool
 	Drain     bool
 	Share     float64 // the host's part of its group's weight, 0–1
+	Held      float64 // Σ over the classes of Target.Held: the total of movable users the plan brings it near (doc.go, "The totals"); a host that takes no new users may keep less
 	Before    Load
 	After     Load
 	Unmoved   int // rows on the host the plan never moves (status not ok)
 	Out, In   int
 	Have      [NumClasses]int // movable users by class, now
 	Want      [NumClasses]int // and after
+
+	haveBytes [NumClasses]int64 // the bytes of the movable users by class, now
 }
 
 // Target is one host's target in one class.
@@ -112,6 +115,12 @@ type Stats struct {
 	// holds it to (Target.Held). Hosts that take no new users are left out
 	// after: they keep less than their share by design (see Reasons).
 	WorstBefore, WorstAfter float64
+	// The same for a host's total of movable users against HostPlan.Held,
+	// hosts that take no new users left out now and after. No plan with
+	// the fewest moves (and, with a tolerance, as few users on hosts
+	// inside their band) has a smaller WorstTotalAfter (doc.go, "The
+	// totals").
+	WorstTotalBefore, WorstTotalAfter float64
 	// Hosts inside their band in a class but whose count the tolerance
 	// kept from moving to the exact target.
 	LeftAlone int
@@ -387,20 +396,25 @@ func (p *Plan) balance(groupOf []int) error {
 			bad = append(bad, fmt.Errorf("%s %s: %w: its %d users have nowhere to go", groupWord(grp), grp.Name, ErrNoWeight, grp.Users))
 			continue
 		}
-		cells := make([]cell, len(members))
+		cls := make([][]cell, NumClasses) // nil: no user of the class in the group
+		extra := make([]int, NumClasses)
 		stuck := 0                // users with nowhere to go, over the classes
 		from := map[string]bool{} // the hosts they are on
 		for k := range NumClasses {
 			n := 0
-			for i, h := range members {
-				hp := &p.Hosts[h]
-				cells[i] = cell{host: h, have: hp.Have[k], weight: ratOf(effWeight(hp)), accept: hp.AcceptNew && !hp.Drain}
-				n += hp.Have[k]
+			for _, h := range members {
+				n += p.Hosts[h].Have[k]
 			}
 			if n == 0 {
 				continue
 			}
-			if err := solve(n, cells, p.Options.Tolerance); err != nil {
+			cells := make([]cell, len(members))
+			for i, h := range members {
+				hp := &p.Hosts[h]
+				cells[i] = cell{host: h, have: hp.Have[k], weight: ratOf(effWeight(hp)), accept: hp.AcceptNew && !hp.Drain}
+			}
+			x, err := solve(n, cells, p.Options.Tolerance)
+			if err != nil {
 				for _, c := range cells {
 					if x := c.have - c.hi; x > 0 && (!c.accept || c.weight.Sign() == 0) {
 						stuck += x
@@ -409,7 +423,26 @@ func (p *Plan) balance(groupOf []int) error {
 				}
 				continue
 			}
-			p.record(grp, k, cells)
+			cls[k], extra[k] = cells, x
+		}
+		if stuck == 0 {
+			hb := make([][NumClasses]int64, len(members))
+			for i, h := range members {
+				hb[i] = p.Hosts[h].haveBytes
+			}
+			spread(cls, extra, hb)
+			held := make([]big.Rat, len(members))
+			for k, cells := range cls {
+				if cells != nil {
+					p.record(grp, k, cells)
+					for i := range cells {
+						held[i].Add(&held[i], cells[i].held)
+					}
+				}
+			}
+			for i, h := range members {
+				p.Hosts[h].Held, _ = held[i].Float64()
+			}
 		}
 		if stuck > 0 {
 			bad = append(bad, fmt.Errorf("%s %s: %w: %s must leave %s, but no host of the %s has accept_new = true and weight > 0",

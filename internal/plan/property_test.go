@@ -55,8 +55,12 @@ func genOptions(t *rapid.T) Options {
 }
 
 // band is the test's own reading of the rule in doc.go, for one class of
-// one group: the least and most each host may hold.
-type band struct{ lo, hi int }
+// one group: the least and most each host may hold, and for a host that
+// accepts new users the share it is held to.
+type band struct {
+	lo, hi int
+	held   *big.Rat // nil for a host held to a number (drain, weight 0, accept_new = false)
+}
 
 func rat(f float64) *big.Rat { return new(big.Rat).SetFloat64(f) }
 
@@ -94,7 +98,7 @@ func bands(n int, have []int, hosts []*cluster.Host, tol int) (bs []band, ok boo
 		s := new(big.Rat).Quo(new(big.Rat).Mul(big.NewRat(int64(n), 1), w(h)), total)
 		_, c := floorCeilTest(s)
 		keep := min(have[i], c+tol)
-		bs[i] = band{keep, keep}
+		bs[i] = band{lo: keep, hi: keep}
 		rest -= keep
 	}
 	if rest > 0 && acc.Sign() == 0 {
@@ -106,7 +110,7 @@ func bands(n int, have []int, hosts []*cluster.Host, tol int) (bs []band, ok boo
 		}
 		s := new(big.Rat).Quo(new(big.Rat).Mul(big.NewRat(int64(rest), 1), w(h)), acc)
 		f, c := floorCeilTest(s)
-		bs[i] = band{max(0, f-tol), c + tol}
+		bs[i] = band{lo: max(0, f-tol), hi: c + tol, held: s}
 	}
 	return bs, true
 }
@@ -308,6 +312,8 @@ func TestPlanProperties(t *testing.T) {
 			}
 			lower += least
 		}
+		// Among the plans with the fewest moves, the totals nearest the shares.
+		checkTotals(t, members, counts, targets, opt.Tolerance)
 		moved := 0
 		for _, m := range p.Moves {
 			moved += m.Count

@@ -183,6 +183,11 @@ func (p *Plan) verdictLines() []verdictLine {
 		inBand = inBand && t.Lo <= t.Target && t.Target <= t.Hi
 	}
 	add(inBand, "after: every host in every class within its band; the furthest any host is from its share: %.1f users now, %.1f after", s.WorstBefore, s.WorstAfter)
+	alone := ""
+	if p.Options.Tolerance > 0 {
+		alone = " (and as few users on hosts inside their band)"
+	}
+	add(true, "host totals: the furthest any host is from its share: %.1f users now, %.1f after; no plan with the fewest moves%s comes nearer", s.WorstTotalBefore, s.WorstTotalAfter, alone)
 	bad := p.badDestinations()
 	add(len(bad) == 0, "no move into a host that drains or takes no new users%s", listSuffix(bad))
 	var drains []string

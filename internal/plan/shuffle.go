@@ -50,6 +50,7 @@ func (p *Plan) shuffled(users []cluster.User, where []int32, movable int, seed u
 		u := &users[i]
 		c := p.Thresholds.Class(u.ConnectS, u.Bytes)
 		p.Hosts[h].Have[ClassIndex(c)]++
+		p.Hosts[h].haveBytes[ClassIndex(c)] += u.Bytes
 		b := bucket[i]
 		k := count[b]
 		count[b]++

@@ -31,6 +31,26 @@ func (p *Plan) summarise(rows, movable int) {
 		}
 	}
 
+	worstIn := map[string]float64{} // by group: the furthest total after
+	worstAt := map[string]string{}
+	for i := range p.Hosts {
+		h := &p.Hosts[i]
+		if !h.AcceptNew && !h.Drain && h.Weight > 0 {
+			continue
+		}
+		before, after := 0, 0
+		for k := range NumClasses {
+			before += h.Have[k]
+			after += h.Want[k]
+		}
+		st.WorstTotalBefore = math.Max(st.WorstTotalBefore, math.Abs(float64(before)-h.Held))
+		d := float64(after) - h.Held
+		st.WorstTotalAfter = math.Max(st.WorstTotalAfter, math.Abs(d))
+		if _, seen := worstAt[h.Group]; !seen || math.Abs(d) > math.Abs(worstIn[h.Group]) {
+			worstIn[h.Group], worstAt[h.Group] = d, h.Name
+		}
+	}
+
 	say := func(host, format string, args ...any) {
 		p.Reasons = append(p.Reasons, Reason{Host: host, Text: fmt.Sprintf(format, args...)})
 	}
@@ -40,6 +60,14 @@ func (p *Plan) summarise(rows, movable int) {
 			say("", "%s %s: no movable users", groupWord(&g), g.Name)
 		case g.Moves == 0:
 			say("", "%s %s: already balanced, nothing moves", groupWord(&g), g.Name)
+		}
+		if d := worstIn[g.Name]; math.Abs(d) >= 1 {
+			alone := ""
+			if p.Options.Tolerance > 0 {
+				alone = " (and as few users on hosts inside their band)"
+			}
+			say("", "%s %s: host totals end within %.1f users of their shares (%s %+.1f); no plan with the fewest moves%s comes nearer",
+				groupWord(&g), g.Name, math.Abs(d), worstAt[g.Name], d, alone)
 		}
 	}
 	for i := range p.Hosts {

@@ -1,10 +1,8 @@
 package plan
 
 import (
-	"cmp"
 	"errors"
 	"math/big"
-	"slices"
 )
 
 // cell is one host in one class of one group, as the solver sees it.
@@ -18,13 +16,21 @@ type cell struct {
 	share  *big.Rat // exact weighted share N·w/W
 	held   *big.Rat // the share the rule holds the host to (see doc.go)
 	lo, hi int      // the band the target must lie in
-	target int
+	// least and most bound the targets of the plans with the fewest
+	// moves (and, with a tolerance, that leave hosts inside their band
+	// alone as far as the class allows); spread picks the target among
+	// them, for all the classes of a group at once.
+	least, most int
+	target      int
 }
 
 var errNoReceiver = errors.New("no host may receive")
 
-// solve sets the targets of one class of one group of n users. The rule
-// (doc.go has it in words):
+// solve works out one class of one group of n users: the band of every
+// host, and the range [least, most] its target may take in a plan with
+// the fewest moves. It sets every target to least and returns how many
+// users are still to place, extra = r − Σ least, which spread hands out
+// over the whole group. The rule (doc.go has it in words):
 //
 //   - a host of weight 0 (draining, or weight = 0) is held to 0;
 //   - a host that does not accept new users is held to
@@ -35,17 +41,26 @@ var errNoReceiver = errors.New("no host may receive")
 //     to r, with the fewest moves.
 //
 // The fewest moves are max(A, B), A = Σ max(0, have − hi) and
-// B = Σ max(0, lo − have) over the accepting hosts: every host must shed
-// down to its hi and fill up to its lo. solve meets that bound: it starts
-// from have clamped into each band, which moves exactly A out and B in,
-// then closes the gap to r one unit at a time on hosts where the unit
-// costs nothing extra (raising a host at or above what it has) or exactly
-// the one move the bound already counts (lowering a host at or below what
-// it has).
+// B = Σ max(0, lo − have) over all hosts (lo = hi = the held number for
+// the first two kinds): every host must shed down to its hi and fill up
+// to its lo. Moves = Σ max(0, have − target) = Σ max(0, target − have),
+// and each term is at least its part of A (of B), so a plan meets the
+// bound exactly when every term does:
+//
+//   - A ≥ B: a host above hi goes to hi; any other host keeps what it has
+//     or gains, up to hi: [max(have, lo), hi];
+//   - A < B: a host below lo goes to lo; any other host keeps what it has
+//     or loses, down to lo: [lo, min(have, hi)].
+//
+// Either way the targets start from have clamped into the band and the
+// |A − B| users still to place (or take away) fall on the hosts whose
+// range is open in that direction. With a tolerance, hosts outside their
+// band take them first and the others only what those cannot: a host
+// inside its band is left alone when the class allows.
 //
 // W, the sum of weights, must be positive. solve returns errNoReceiver
 // when r > 0 and no accepting host has weight.
-func solve(n int, cells []cell, tol int) error {
+func solve(n int, cells []cell, tol int) (extra int, err error) {
 	w, wAcc := new(big.Rat), new(big.Rat)
 	for i := range cells {
 		c := &cells[i]
@@ -72,13 +87,12 @@ func solve(n int, cells []cell, tol int) error {
 		default:
 			continue
 		}
-		c.target = c.hi
+		c.least, c.most, c.target = c.hi, c.hi, c.hi
 	}
 	if r > 0 && wAcc.Sign() == 0 {
-		return errNoReceiver
+		return 0, errNoReceiver
 	}
 	rr := new(big.Rat).SetInt64(int64(r))
-	var acc []*cell
 	sum := 0
 	for i := range cells {
 		c := &cells[i]
@@ -91,68 +105,61 @@ func solve(n int, cells []cell, tol int) error {
 		c.lo, c.hi = max(0, floor-tol), ceil+tol
 		c.target = min(max(c.have, c.lo), c.hi)
 		sum += c.target
-		acc = append(acc, c)
 	}
-	adjust(acc, sum-r, tol)
-	return nil
-}
-
-// adjust moves the targets by -diff in total without adding a move beyond
-// the lower bound. With a tolerance, hosts that already send (or receive)
-// take the units first, so that hosts inside their band are left alone;
-// then the host furthest from its share, then the first host.
-func adjust(acc []*cell, diff, tol int) {
-	if diff == 0 {
-		return
-	}
-	dir := -1 // lower targets
-	if diff < 0 {
-		dir, diff = 1, -diff
-	}
-	type cand struct {
-		c       *cell
-		touched bool
-		off     float64 // how far the target is on the wrong side of the share
-	}
-	var cs []cand
-	for _, c := range acc {
-		s, _ := c.held.Float64()
-		var ok, touched bool
-		var off float64
-		if dir < 0 {
-			ok, touched, off = c.target > c.lo && c.target <= c.have, c.have > c.target, float64(c.target)-s
-		} else {
-			ok, touched, off = c.target < c.hi && c.target >= c.have, c.have < c.target, s-float64(c.target)
+	// up > 0: A > B, targets rise from the clamp; up < 0: they fall.
+	up := r - sum
+	free := func(c *cell) bool { return c.accept && c.weight.Sign() > 0 }
+	outside := func(c *cell) bool { // already sends (or receives) in the direction the class needs
+		if up > 0 {
+			return c.have < c.lo
 		}
-		if ok {
-			cs = append(cs, cand{c, touched && tol > 0, off})
+		return c.have > c.hi
+	}
+	room := 0 // what hosts outside their band can take before one inside is touched
+	for i := range cells {
+		c := &cells[i]
+		if !free(c) {
+			continue
+		}
+		c.least, c.most = c.target, c.target
+		switch {
+		case up > 0 && c.have <= c.hi:
+			c.most = c.hi
+		case up < 0 && c.have >= c.lo:
+			c.least = c.lo
+		}
+		if outside(c) {
+			room += c.most - c.least
 		}
 	}
-	slices.SortStableFunc(cs, func(a, b cand) int {
-		if a.touched != b.touched {
-			if a.touched {
-				return -1
+	if tol > 0 && up != 0 {
+		need := max(up, -up)
+		for i := range cells {
+			c := &cells[i]
+			if !free(c) {
+				continue
 			}
-			return 1
-		}
-		return cmp.Compare(b.off, a.off)
-	})
-	for diff > 0 {
-		progress := false
-		for _, x := range cs {
-			if diff == 0 {
-				break
-			}
-			if (dir < 0 && x.c.target > x.c.lo) || (dir > 0 && x.c.target < x.c.hi) {
-				x.c.target += dir
-				diff--
-				progress = true
+			switch {
+			case !outside(c) && need <= room: // left alone
+				c.least, c.most = c.target, c.target
+			case outside(c) && need > room: // all of its room is needed
+				if up > 0 {
+					c.least = c.most
+				} else {
+					c.most = c.least
+				}
 			}
 		}
-		if !progress {
-			panic("plan: targets cannot sum to the class size") // the bands always contain a solution
+	}
+	extra = r
+	for i := range cells {
+		c := &cells[i]
+		if free(c) {
+			c.target = c.least
+			extra -= c.least
 		}
 	}
+	return extra, nil
 }
 
 // floorCeil returns ⌊x⌋ and ⌈x⌉ of a non-negative rational.

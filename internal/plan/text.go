@@ -47,6 +47,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 	fmt.Fprintf(bw, "%d users: %d movable, %d never moved; %d moves, the least possible is %d\n",
 		s.Users, s.Movable, s.Unmoved, s.Moves, s.LowerBound)
 	fmt.Fprintf(bw, "furthest any host is from its share in a class: %.1f users now, %.1f after\n", s.WorstBefore, s.WorstAfter)
+	fmt.Fprintf(bw, "furthest any host's total is from its share: %.1f users now, %.1f after\n", s.WorstTotalBefore, s.WorstTotalAfter)
 	fmt.Fprintf(bw, "classes %s; pick %s; seed %d; tolerance %d\n", p.Thresholds, p.Options.Pick, p.Options.Seed, p.Options.Tolerance)
 	for _, r := range p.Reasons {
 		if r.Host != "" {
