@@ -15,6 +15,7 @@ type moveOptions struct {
 	local       bool
 	allowUnsafe bool
 	noPreCopy   bool
+	kick        bool
 }
 
 func newMoveCommand(g *globals) *cobra.Command {
@@ -46,6 +47,7 @@ host, --force skips the check.`,
 	f.BoolVar(&opts.force, "force", false, "move even if the user has a live session")
 	f.BoolVar(&opts.local, "local", false, "check for live sessions on the source host only")
 	f.BoolVar(&opts.allowUnsafe, "unsafe-hold", false, "hold by renaming even where the user could recreate the home (mail may land in a new empty home; it is carried over)")
+	f.BoolVar(&opts.kick, "kick", false, "end the user's live sessions once delivery is held, instead of refusing (doveadm kick, or signals with activity proc)")
 	f.BoolVar(&opts.noPreCopy, "no-precopy", false, "copy only under the hold (the user waits for the whole copy)")
 	cmd.MarkFlagsMutuallyExclusive("force", "local")
 	return cmd
@@ -61,7 +63,7 @@ func runMove(ctx context.Context, opts moveOptions, g *globals, args []string) e
 		return err
 	}
 	defer dir.Close()
-	r := e.Move(ctx, move.Request{User: args[0], To: args[1], Force: opts.force, Local: opts.local})
+	r := e.Move(ctx, move.Request{User: args[0], To: args[1], Force: opts.force, Local: opts.local, Kick: opts.kick})
 	printResult(g, r)
 	return resultError(r)
 }

@@ -40,6 +40,7 @@ type runOptions struct {
 	local     bool
 	progress  string
 	noPreCopy bool
+	kick      bool
 }
 
 func newRunCommand(g *globals) *cobra.Command {
@@ -82,6 +83,7 @@ recover RUN" completes the rest.`,
 	f.BoolVar(&opts.force, "force", false, "move users even if they have a live session")
 	f.BoolVar(&opts.local, "local", false, "check live sessions on the source host only")
 	f.StringVar(&opts.progress, "progress", "auto", "progress display on stderr: auto, bars, lines, none")
+	f.BoolVar(&opts.kick, "kick", false, "end users' live sessions once delivery is held, instead of refusing them")
 	f.BoolVar(&opts.noPreCopy, "no-precopy", false, "copy only under the hold (users wait for the whole copy)")
 	cmd.MarkFlagsMutuallyExclusive("force", "local")
 	return cmd
@@ -182,7 +184,7 @@ func runRun(ctx context.Context, opts runOptions, g *globals, dir string) error 
 	sum, err := run.Run(ctx, e, run.Options{
 		Dir: dir, Hosts: opts.hosts, Parallel: opts.parallel, PerHost: opts.perHost,
 		Loop: opts.loop, MaxRounds: opts.maxRounds, Until: until,
-		Force: opts.force, Local: opts.local, Progress: rep,
+		Force: opts.force, Local: opts.local, Kick: opts.kick, Progress: rep,
 	})
 	rep.close()
 	if sum != nil && sum.Bad != nil {

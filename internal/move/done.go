@@ -176,6 +176,11 @@ func (e *Engine) finishDone(ctx context.Context, j *Journal) error {
 	if err != nil {
 		return err
 	}
+	// A delivery that looked the old home up just before the switch may
+	// have made it again since: carry its mail first.
+	if err := e.rescueAfterSwitch(ctx, j, src); err != nil {
+		return err
+	}
 	if p.Stub {
 		if err := e.removeStub(ctx, src, j); err != nil {
 			return err
@@ -183,6 +188,15 @@ func (e *Engine) finishDone(ctx context.Context, j *Journal) error {
 	}
 	if err := src.RemoveAll(ctx, p.Trash); err != nil {
 		return fmt.Errorf("purge %s on %s: %w", p.Trash, p.From, err)
+	}
+	// Recreated homes whose mail was carried (see rescue) go too.
+	for n := 1; ; n++ {
+		if _, err := src.Lstat(ctx, carriedPath(p, n)); err != nil {
+			break
+		}
+		if err := src.RemoveAll(ctx, carriedPath(p, n)); err != nil {
+			return fmt.Errorf("purge %s on %s: %w", carriedPath(p, n), p.From, err)
+		}
 	}
 	if err := j.Append(Record{Step: RecFinished}); err != nil {
 		return err

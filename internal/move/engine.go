@@ -70,6 +70,11 @@ type Activity interface {
 	Active(ctx context.Context, user string, uid int, hosts []string) ([]activity.Session, error)
 }
 
+// Kicker ends a user's live sessions (doveadm kick, or signals).
+type Kicker interface {
+	Kick(ctx context.Context, user string, uid int, hosts []string) error
+}
+
 // Engine moves users. Its fields are set once; Move may be called from
 // several goroutines for different users.
 type Engine struct {
@@ -82,6 +87,7 @@ type Engine struct {
 	// made before the config changed its hold.
 	HoldKinds  func(kind string) (delivery.Hold, error)
 	Activity   Activity
+	Kicker     Kicker // for Request.Kick; nil: kicking is refused
 	Stub       bool   // leave a .forward stub on the old host
 	Marker     bool   // set the directory's hold marker while held
 	JournalDir string // journals of this batch
@@ -108,6 +114,7 @@ type Request struct {
 	From  string // if set, the user must be on this host now
 	Force bool   // skip the live-session check
 	Local bool   // check only the source host for live sessions
+	Kick  bool   // end the user's live sessions once the hold has begun
 }
 
 // Result tells what became of a move.
@@ -308,6 +315,16 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 		return fail(StepHold, ReasonHoldFailed, err)
 	}
 	e.emit(m.res, StepHold, "ok", "", nil)
+	if req.Kick {
+		// Held: a client that reconnects now is refused, so ending its
+		// sessions frees the mailbox for good.
+		if err := e.Kicker.Kick(ctx, p.User, p.UID, e.sessionHosts(p, req)); err != nil {
+			m.j.Append(Record{Step: RecNote, Note: "kick: " + err.Error()})
+			e.emit(m.res, StepHold, "warning", ReasonActive, fmt.Errorf("kick: %w", err))
+		} else {
+			m.j.Append(Record{Step: RecNote, Note: "kicked the user's sessions"})
+		}
+	}
 
 	// settle
 	if err := m.step(StepSettle, Record{}); err != nil {
@@ -468,15 +485,11 @@ func (m *mover) check(ctx context.Context, req Request) (string, error) {
 	if free < used+e.Margin {
 		return ReasonNoSpace, fmt.Errorf("%s has %d bytes free; %s needs %d plus a margin of %d", p.To, free, p.User, used, e.Margin)
 	}
-	if !req.Force && e.Activity != nil {
-		hosts := []string{p.From}
-		if !req.Local {
-			hosts = nil
-			for _, h := range e.Cluster.Hosts {
-				hosts = append(hosts, h.Name)
-			}
-		}
-		ss, err := e.Activity.Active(ctx, p.User, p.UID, hosts)
+	if req.Kick && e.Kicker == nil {
+		return ReasonError, fmt.Errorf("cannot end %s's sessions: the activity source cannot kick (use doveadm or proc)", p.User)
+	}
+	if !req.Force && !req.Kick && e.Activity != nil {
+		ss, err := e.Activity.Active(ctx, p.User, p.UID, e.sessionHosts(p, req))
 		if err != nil {
 			return ReasonActive, fmt.Errorf("cannot tell whether %s is logged in, so not moving (use --force to move anyway): %w", p.User, err)
 		}
@@ -489,6 +502,19 @@ func (m *mover) check(ctx context.Context, req Request) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+// sessionHosts are the hosts whose sessions count: the source host with
+// --local, every host otherwise.
+func (e *Engine) sessionHosts(p Plan, req Request) []string {
+	if req.Local {
+		return []string{p.From}
+	}
+	var hosts []string
+	for _, h := range e.Cluster.Hosts {
+		hosts = append(hosts, h.Name)
+	}
+	return hosts
 }
 
 // settle waits until no process has a file open under the held tree.
@@ -623,6 +649,9 @@ func (e *Engine) finish(ctx context.Context, j *Journal, src host.Host) error {
 			return err
 		}
 	}
+	if err := e.rescueAfterSwitch(ctx, j, src); err != nil {
+		return err
+	}
 	if err := e.release(ctx, src, p); err != nil {
 		return err
 	}
@@ -753,7 +782,19 @@ func (e *Engine) undo(ctx context.Context, j *Journal, src, dst host.Host, reaso
 		if err != nil {
 			return err
 		}
-		if err := hold.Undo(ctx, src, p.User, p.OldHome); err != nil {
+		err = hold.Undo(ctx, src, p.User, p.OldHome)
+		if errors.Is(err, delivery.ErrRecreated) {
+			// Something made a new home while the old one was held: set
+			// it aside, put the old one back, carry the new mail in.
+			if _, err := e.setAside(ctx, src, p); err != nil {
+				return err
+			}
+			err = hold.Undo(ctx, src, p.User, p.OldHome)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := e.carryAll(ctx, src, p, src, p.OldHome); err != nil {
 			return err
 		}
 		if p.Marker {

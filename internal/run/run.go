@@ -31,6 +31,7 @@ type Options struct {
 	Until     time.Time // start no move after this; zero: no limit
 	Force     bool      // skip the live-session check
 	Local     bool      // check live sessions on the source host only
+	Kick      bool      // end live sessions once the hold has begun
 
 	// Progress, if set, is told what happens, from several goroutines.
 	Progress Progress
@@ -291,7 +292,7 @@ func runRound(ctx context.Context, m Mover, opt Options, pending []cluster.Todo,
 				if opt.Progress != nil {
 					opt.Progress.Start(worker, t)
 				}
-				r := m.Move(ctx, move.Request{User: t.User, From: t.From, To: t.To, Force: opt.Force, Local: opt.Local})
+				r := m.Move(ctx, move.Request{User: t.User, From: t.From, To: t.To, Force: opt.Force, Local: opt.Local, Kick: opt.Kick})
 				if opt.Progress != nil {
 					opt.Progress.Finish(worker, t, r)
 				}

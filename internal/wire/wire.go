@@ -6,10 +6,12 @@ package wire
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/maildist/maildist/internal/activity"
 	"github.com/maildist/maildist/internal/config"
@@ -18,6 +20,7 @@ import (
 	"github.com/maildist/maildist/internal/directory/passwd"
 	dirsql "github.com/maildist/maildist/internal/directory/sql"
 	"github.com/maildist/maildist/internal/host"
+	"github.com/maildist/maildist/internal/kick"
 	"github.com/maildist/maildist/internal/move"
 	"github.com/maildist/maildist/internal/runstate"
 )
@@ -115,6 +118,11 @@ func Engine(cfg *config.Config, opt Options) (*move.Engine, directory.Directory,
 		dir.Close()
 		return nil, nil, err
 	}
+	var kicker move.Kicker
+	switch cfg.Activity.Source {
+	case "doveadm", "proc":
+		kicker = Kicker{Activity: cfg.Activity}
+	}
 	jd := opt.JournalDir
 	if jd == "" {
 		jd = filepath.Join(cfg.StateDir, "journal")
@@ -128,6 +136,7 @@ func Engine(cfg *config.Config, opt Options) (*move.Engine, directory.Directory,
 		Hold:       hold,
 		HoldKinds:  newHold,
 		Activity:   activity.Here{Source: src},
+		Kicker:     kicker,
 		Stub:       cfg.Delivery.Stub == "forward",
 		Marker:     cfg.Directory.HoldMarker,
 		JournalDir: jd,
@@ -140,4 +149,41 @@ func Engine(cfg *config.Config, opt Options) (*move.Engine, directory.Directory,
 		Events:     opt.Events,
 	}
 	return e, dir, nil
+}
+
+// Kicker ends a user's sessions on this machine: `doveadm kick USER`, or,
+// with the proc source, SIGTERM (then SIGKILL) to the user's service
+// processes, each checked to be the process listed before it is signalled.
+type Kicker struct {
+	Activity config.Activity
+	Grace    time.Duration // default 5s
+}
+
+// Kick ends user's sessions.
+func (k Kicker) Kick(ctx context.Context, user string, uid int, hosts []string) error {
+	switch k.Activity.Source {
+	case "doveadm":
+		return kick.DoveadmKick(ctx, kick.Runner(host.RunCommand), k.Activity.Doveadm, user)
+	case "proc":
+		ss, err := (&activity.Proc{Services: k.Activity.Services}).Sessions(ctx, user, uid)
+		if err != nil {
+			return err
+		}
+		var ps []kick.Process
+		for _, s := range ss {
+			ps = append(ps, kick.Process{PID: s.PID, UID: uid, Name: s.Service, Since: s.Since})
+		}
+		grace := k.Grace
+		if grace == 0 {
+			grace = 5 * time.Second
+		}
+		var errs []error
+		for _, r := range (&kick.Ender{Grace: grace}).End(ctx, ps) {
+			if r.Err != nil {
+				errs = append(errs, fmt.Errorf("%v: %w", r.Process, r.Err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("activity source %q cannot end sessions", k.Activity.Source)
 }
