@@ -67,9 +67,14 @@ type Delivery struct {
 	HoldCmd []string // hold = "command": run with USER HOME appended
 	Release []string // hold = "command": run with USER HOME appended
 
-	// Postfix, for hold = "postfix".
+	// Postfix, for hold = "postfix": the config folder (postfix -c), the
+	// transport map maildist owns (its source file, absolute) and the
+	// map's type (hash unless transport_map says "type:path").
 	PostfixConfigDir string
 	TransportMap     string
+	TransportMapType string
+	// Domain is the top-level domain: held recipients are user@Domain.
+	Domain string
 	// Settle is how long to wait for open files under a held home.
 	Settle time.Duration
 	// Margin is the free space kept on a destination beyond a mailbox's size.
@@ -351,7 +356,7 @@ func (v *validator) build(f *file) *Config {
 	dl := f.Delivery
 	c.Delivery = Delivery{Hold: dl.Hold, Stub: dl.Stub, Flush: dl.Flush, Queue: dl.Queue,
 		HoldCmd: dl.HoldCommand, Release: dl.ReleaseCommand,
-		PostfixConfigDir: v.rel(dl.PostfixConfigDir), TransportMap: v.rel(dl.TransportMap)}
+		PostfixConfigDir: v.rel(dl.PostfixConfigDir), Domain: f.Domain}
 	c.Delivery.Settle = v.duration("delivery.settle", dl.Settle, 30*time.Second)
 	c.Delivery.Margin = 64 << 20
 	if dl.Margin != nil {
@@ -368,6 +373,9 @@ func (v *validator) build(f *file) *Config {
 		if dl.PostfixConfigDir == "" {
 			v.key("delivery.hold", "delivery.hold = \"postfix\" needs delivery.postfix_config_dir")
 		}
+		if f.Domain == "" {
+			v.key("delivery.hold", "delivery.hold = \"postfix\" needs domain (held recipients are user@domain)")
+		}
 	case "command":
 		if len(dl.HoldCommand) == 0 || len(dl.ReleaseCommand) == 0 {
 			v.key("delivery.hold", "delivery.hold = \"command\" needs hold_command and release_command")
@@ -375,6 +383,7 @@ func (v *validator) build(f *file) *Config {
 	default:
 		v.key("delivery.hold", "delivery.hold %q: want rename, postfix or command", dl.Hold)
 	}
+	v.postfix(c, dl.TransportMap, dl.Queue == nil, dl.Flush == nil)
 	switch dl.Stub {
 	case "":
 		c.Delivery.Stub = "forward"
