@@ -211,7 +211,9 @@ type Doveadm struct {
 }
 
 // Sessions parses `doveadm who -1`: one connection a line,
-// "username proto pid ip" (a header line first in some versions).
+// "username proto pid ip" after a header line (Dovecot 2.3.19 prints
+// "alice imap 18311 127.0.0.1"; older ones put the pid and the address
+// in parentheses).
 func (d *Doveadm) Sessions(ctx context.Context, user string, uid int) ([]Session, error) {
 	argv := append(append([]string(nil), d.Command...), "who", "-1")
 	out, err := d.Run(ctx, argv)
@@ -228,7 +230,9 @@ func ParseWho(out []byte, user, domain string) []Session {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) < 2 || f[0] == "username" {
+		// The header is "username proto pid ip" ("username # proto
+		// (pids) (ips)" without -1); a user may be named "username".
+		if len(f) < 2 || f[0] == "username" && (f[1] == "proto" || f[1] == "#") {
 			continue
 		}
 		if user != "" && !SameUser(f[0], user, domain) {

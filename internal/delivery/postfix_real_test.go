@@ -45,7 +45,7 @@ func TestPostfixHoldsRealMail(t *testing.T) {
 		for _, u := range to {
 			rcpts = append(rcpts, u+"@example.test")
 		}
-		if err := mailtest.SendOne(pf.SMTP, "sender@example.org", rcpts, mailtest.Message(id, rcpts[0])); err != nil {
+		if err := mailtest.SendOne(pf.SMTP, "sender@example.org", rcpts, mailtest.NewMessage(id, rcpts[0])); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -130,7 +130,7 @@ func TestPostfixCheckRefusesRCPTTimeRefusal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.End(ctx, nil, "alice", homes["alice"])
-	err = mailtest.SendOne(pf.SMTP, "sender@example.org", []string{"alice@example.test"}, mailtest.Message("x", "alice@example.test"))
+	err = mailtest.SendOne(pf.SMTP, "sender@example.org", []string{"alice@example.test"}, mailtest.NewMessage("x", "alice@example.test"))
 	if err == nil || !strings.Contains(err.Error(), "450") {
 		t.Fatalf("send to a held recipient: %v, want 450 at RCPT", err)
 	}

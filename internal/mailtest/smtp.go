@@ -78,9 +78,9 @@ func SendOne(addr, from string, to []string, msg []byte) error {
 	return s.Close()
 }
 
-// Message makes a small message whose headers carry id, so that a test can
+// NewMessage makes a small message whose headers carry id, so that a test can
 // find it again wherever it lands.
-func Message(id, to string) []byte {
+func NewMessage(id, to string) []byte {
 	return []byte(fmt.Sprintf("From: sender@example.org\r\nTo: %s\r\nSubject: test %s\r\nMessage-ID: <%s@mailtest>\r\nX-Mailtest-ID: %s\r\n\r\nmessage %s\r\n", to, id, id, id, id))
 }
 
