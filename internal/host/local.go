@@ -371,11 +371,20 @@ func throttle(ctx context.Context, l *rate.Limiter, n int64) {
 	}
 }
 
-// Copy copies or syncs srcPath on src to dstPath on dst; both must be Local.
+// Copy copies or syncs srcPath on src to dstPath on dst. Between two Local
+// hosts it copies itself; otherwise it hands the copy to the Carrier at
+// one end (a host reached through its agent), with its limit and progress.
 func (c *LocalCopier) Copy(ctx context.Context, src Host, srcPath string, dst Host, dstPath string, mode CopyMode) (tree.Stats, error) {
 	ls, ok1 := src.(*Local)
 	ld, ok2 := dst.(*Local)
 	if !ok1 || !ok2 {
+		t := Transfer{Src: src, SrcPath: srcPath, Dst: dst, DstPath: dstPath, Mode: mode, Limit: c.Limit, Progress: c.Options.Progress}
+		if cr, ok := dst.(Carrier); ok {
+			return cr.CopyTree(ctx, t)
+		}
+		if cr, ok := src.(Carrier); ok {
+			return cr.CopyTree(ctx, t)
+		}
 		return tree.Stats{}, fmt.Errorf("local copier cannot copy %s → %s: not both local", src.Name(), dst.Name())
 	}
 	rs, err := ls.real(srcPath)

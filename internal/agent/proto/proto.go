@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"syscall"
+	"time"
 
 	"github.com/maildist/maildist/internal/delivery"
 	"github.com/maildist/maildist/internal/host"
@@ -129,3 +130,76 @@ func Retryable(err error) bool {
 	}
 	return false
 }
+
+// Info is what /v1/info says.
+type Info struct {
+	Name       string    `json:"name"`
+	Version    string    `json:"version"`
+	API        int       `json:"api"`
+	Time       time.Time `json:"time"`
+	Started    time.Time `json:"started"`
+	Roots      []string  `json:"roots"`
+	Caller     string    `json:"caller"`
+	CallerRole string    `json:"caller_role"`
+}
+
+// Stat is what /v1/fs/lstat says.
+type Stat struct {
+	Mode uint32 `json:"mode"` // fs.FileMode
+	UID  int    `json:"uid"`
+	GID  int    `json:"gid"`
+	Size int64  `json:"size"`
+}
+
+// Usage is what /v1/survey/usage says: a walk's counts, and why it
+// stopped short if it did.
+type Usage struct {
+	Bytes    int64  `json:"bytes"`
+	Messages int64  `json:"messages"`
+	Error    *Error `json:"error,omitempty"`
+}
+
+// Stats is a transfer's outcome: what the destination did (tree.Stats)
+// and what went over the wire.
+type Stats struct {
+	Files     int      `json:"files"`
+	Dirs      int      `json:"dirs"`
+	Symlinks  int      `json:"symlinks"`
+	HardLinks int      `json:"hard_links"`
+	Bytes     int64    `json:"bytes"`
+	Removed   int      `json:"removed"`
+	Fixed     int      `json:"fixed"`
+	Vanished  []string `json:"vanished,omitempty"`
+	Wire      int64    `json:"wire,omitempty"`
+	Blocks    int      `json:"blocks,omitempty"`
+	Zstd      int      `json:"zstd_blocks,omitempty"`
+}
+
+// PushLine is one line of a push's answer: progress, then the outcome.
+type PushLine struct {
+	Bytes int64  `json:"bytes,omitempty"` // content sent since the last line
+	Stats *Stats `json:"stats,omitempty"`
+	Error *Error `json:"error,omitempty"`
+}
+
+// Ticket is what announcing an import gives.
+type Ticket struct {
+	Ticket  string    `json:"ticket"`
+	Expires time.Time `json:"expires"`
+}
+
+// LogFile is one log file an agent can read, in a stream of rotations.
+type LogFile struct {
+	Name string    `json:"name"`
+	Ref  time.Time `json:"ref"`
+	Size int64     `json:"size"`
+}
+
+// LogStream is a live log file and its rotations, oldest first.
+type LogStream struct {
+	Name  string    `json:"name"`
+	Files []LogFile `json:"files"`
+}
+
+// Token is the header that carries an import's data token.
+const TokenHeader = "X-Maildist-Token"
