@@ -264,7 +264,7 @@ func TestRefusals(t *testing.T) {
 		}{
 			{"/v1/hold", url.Values{"op": {"start"}, "kind": {"rename"}, "user": {"alice"}, "home": {"/r1/alice"}}},
 			{"/v1/fs/rename", url.Values{"path": {"/r1/alice"}, "to": {"/r1/bob"}}}, // a commit is a rename
-			{"/v1/fs/removeall", url.Values{"path": {"/r1/.maildist-trash/x"}}},  // a purge
+			{"/v1/fs/removeall", url.Values{"path": {"/r1/.maildist-trash/x"}}},     // a purge
 			{"/v1/flush", url.Values{}},
 			{"/v1/imports", url.Values{"from": {"bp02"}, "src": {"/r2/x"}, "dst": {"/r1/.maildist-staging/x"}, "mode": {"fresh"}}},
 			{"/v1/push", url.Values{"src": {"/r1/alice"}}},
@@ -370,7 +370,6 @@ func TestRefusals(t *testing.T) {
 		}
 	})
 }
-
 
 // Metrics are there for any certificate of the CA.
 func TestMetrics(t *testing.T) {

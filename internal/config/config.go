@@ -26,6 +26,8 @@ type Config struct {
 	Survey     Survey
 	Forward    Forward
 	Move       Move
+	TLS        TLS
+	Agents     Agents
 	Hosts      []*cluster.Host
 }
 
@@ -136,6 +138,8 @@ type file struct {
 		Logs []string `toml:"logs"`
 	} `toml:"survey"`
 	Forward forwardFile `toml:"forward"`
+	TLS     tlsFile     `toml:"tls"`
+	Agents  agentsFile  `toml:"agents"`
 	Move    struct {
 		PreCopy *bool `toml:"precopy"`
 	} `toml:"move"`
@@ -473,6 +477,13 @@ func (v *validator) build(f *file) *Config {
 		}
 		c.Hosts = append(c.Hosts, h)
 	}
+	agentKey := "" // the first host with an agent, for a missing [tls]
+	for i, h := range c.Hosts {
+		if h.Agent != "" && agentKey == "" {
+			agentKey = fmt.Sprintf("host.%d.agent", i)
+		}
+	}
+	c.TLS, c.Agents = v.agents(&f.TLS, &f.Agents, agentKey)
 	if c.Delivery.Stub == "forward" {
 		for fs, hosts := range fsroots {
 			if len(hosts) > 1 {

@@ -70,6 +70,7 @@ func ParseHosts(path string, data []byte) ([]*cluster.Host, error) {
 	only := file{Host: f.Host}
 	only.Directory.Path = "-"
 	only.Delivery.Stub = "none"
+	only.TLS = tlsFile{CA: "-", Cert: "-", Key: "-"}
 	c := v.build(&only)
 	if len(v.problems) > 0 {
 		sort.SliceStable(v.problems, func(i, j int) bool { return v.problems[i].Line < v.problems[j].Line })
