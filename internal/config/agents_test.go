@@ -59,7 +59,7 @@ compress = "zstd"
 func TestAgentsProblems(t *testing.T) {
 	for _, tc := range []struct {
 		name, insert, want string
-		line             int
+		line               int
 	}{
 		{"no tls", "", "need [tls] ca, cert and key", 9},
 		{"half tls", "[tls]\nca = \"ca.crt\"\n", "need [tls] ca, cert and key", 5},

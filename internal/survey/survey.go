@@ -27,8 +27,13 @@ type Options struct {
 	// Workers is how many homes are walked at once (0: 4 a core).
 	Workers int
 
-	Logs     []string // globs of Dovecot logs
-	Sessions []string // TSV files of sessions: user start end
+	Logs []string // globs of Dovecot logs
+	// Remote are more log streams, each file with its Open set: the logs
+	// of hosts read through their agents. RemoteSizes are their sizes in
+	// bytes, for progress (may be nil).
+	Remote      []dovelog.Stream
+	RemoteSizes []int64
+	Sessions    []string // TSV files of sessions: user start end
 	// Since and Until bound the window for connect time (zero: open).
 	Since, Until time.Time
 	// Loc is the zone of log timestamps that carry none (nil: local time).
@@ -115,6 +120,13 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		}
 		prog.LogBytes.Add(sizes[i])
 	}
+	for i, st := range opt.Remote {
+		streams = append(streams, st)
+		if i < len(opt.RemoteSizes) {
+			prog.LogBytes.Add(opt.RemoteSizes[i])
+		}
+	}
+	res.Streams = len(streams)
 	for _, path := range opt.Sessions {
 		evs, n, bad, err := ReadSessions(path)
 		if err != nil {

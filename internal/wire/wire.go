@@ -11,9 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/maildist/maildist/internal/activity"
+	"github.com/maildist/maildist/internal/agent/agentapi"
+	"github.com/maildist/maildist/internal/agent/pki"
 	"github.com/maildist/maildist/internal/config"
 	"github.com/maildist/maildist/internal/delivery"
 	"github.com/maildist/maildist/internal/directory"
@@ -23,6 +26,8 @@ import (
 	"github.com/maildist/maildist/internal/kick"
 	"github.com/maildist/maildist/internal/move"
 	"github.com/maildist/maildist/internal/runstate"
+	"github.com/maildist/maildist/internal/survey"
+	"github.com/maildist/maildist/internal/survey/dovelog"
 )
 
 // Directory opens the directory a config names.
@@ -63,8 +68,14 @@ func Directory(cfg *config.Config) (directory.Directory, error) {
 	return nil, fmt.Errorf("directory type %q is not supported", cfg.Directory.Type)
 }
 
-// Hosts returns a lookup of the config's hosts.
+// Hosts returns a lookup of the config's hosts: local hosts through their
+// fsroot, the others through their agents (with the [tls] certificate,
+// loaded when first needed).
 func Hosts(cfg *config.Config) func(string) (host.Host, error) {
+	return hostsWith(cfg, lazyAgents(cfg, false))
+}
+
+func hostsWith(cfg *config.Config, pool func() (*agentapi.Pool, error)) func(string) (host.Host, error) {
 	c := cfg.Cluster()
 	hs := map[string]host.Host{}
 	for _, h := range cfg.Hosts {
@@ -77,10 +88,85 @@ func Hosts(cfg *config.Config) func(string) (host.Host, error) {
 			return h, nil
 		}
 		if ch, ok := c.Host(name); ok && !ch.Local() {
-			return nil, fmt.Errorf("host %s is reached through its agent (%s), which this build cannot do yet", name, ch.Agent)
+			p, err := pool()
+			if err != nil {
+				return nil, fmt.Errorf("host %s is reached through its agent (%s): %w", name, ch.Agent, err)
+			}
+			return p.Client(ch), nil
 		}
 		return nil, fmt.Errorf("no host named %q in %s", name, cfg.Path)
 	}
+}
+
+// HasAgents reports whether some host of the config has an agent.
+func HasAgents(cfg *config.Config) bool {
+	for _, h := range cfg.Hosts {
+		if !h.Local() {
+			return true
+		}
+	}
+	return false
+}
+
+// Agents returns the pool of the config's agents, with the coordinator's
+// certificate of [tls].
+func Agents(cfg *config.Config, allowUnsafe bool) (*agentapi.Pool, error) {
+	l, err := pki.Load(pki.Files{CA: cfg.TLS.CA, Cert: cfg.TLS.Cert, Key: cfg.TLS.Key}, pki.RoleCoordinator)
+	if err != nil {
+		return nil, fmt.Errorf("[tls] in %s: %w", cfg.Path, err)
+	}
+	return agentapi.NewPool(agentapi.Options{
+		TLS: l, Compress: cfg.Agents.Compress, Timeout: cfg.Agents.Timeout,
+		Flush: cfg.Delivery.Flush, Queue: cfg.Delivery.Queue, AllowUnsafe: allowUnsafe,
+	}), nil
+}
+
+func lazyAgents(cfg *config.Config, allowUnsafe bool) func() (*agentapi.Pool, error) {
+	var once sync.Once
+	var p *agentapi.Pool
+	var err error
+	return func() (*agentapi.Pool, error) {
+		once.Do(func() { p, err = Agents(cfg, allowUnsafe) })
+		return p, err
+	}
+}
+
+// Disk is the survey's reader of the config's homes: local hosts'
+// through their fsroot, the others' through their agents.
+func Disk(cfg *config.Config) (survey.DiskReader, error) {
+	if !HasAgents(cfg) {
+		return survey.LocalDisk{}, nil
+	}
+	p, err := Agents(cfg, false)
+	if err != nil {
+		return nil, err
+	}
+	return agentapi.Disk{Local: survey.LocalDisk{}, Pool: p}, nil
+}
+
+// AgentLogs lists the Dovecot logs of every host with an agent, as
+// streams a survey reads, with their sizes.
+func AgentLogs(ctx context.Context, cfg *config.Config) ([]dovelog.Stream, []int64, error) {
+	if !HasAgents(cfg) {
+		return nil, nil, nil
+	}
+	p, err := Agents(cfg, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	var streams []dovelog.Stream
+	var sizes []int64
+	for _, h := range cfg.Hosts {
+		if h.Local() {
+			continue
+		}
+		ss, zs, err := p.Client(h).LogStreams(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("logs of %s: %w", h.Name, err)
+		}
+		streams, sizes = append(streams, ss...), append(sizes, zs...)
+	}
+	return streams, sizes, nil
 }
 
 // Options are what a command adds to the config's engine.
@@ -104,6 +190,8 @@ func Engine(cfg *config.Config, opt Options) (*move.Engine, directory.Directory,
 		dir.Close()
 		return nil, nil, err
 	}
+	pool := lazyAgents(cfg, opt.AllowUnsafe)
+	agents := HasAgents(cfg)
 	newHold := func(kind string) (delivery.Hold, error) {
 		d := cfg.Delivery
 		d.Hold = kind
@@ -111,7 +199,27 @@ func Engine(cfg *config.Config, opt Options) (*move.Engine, directory.Directory,
 		if r, ok := h.(*delivery.Rename); ok {
 			r.AllowUnsafe = opt.AllowUnsafe
 		}
+		if err == nil && agents {
+			// On a host with an agent, the agent holds: a rename there, or
+			// its own hold commands, where the MTA is.
+			h = &agentapi.Hold{Local: h, AllowUnsafe: opt.AllowUnsafe}
+		}
 		return h, err
+	}
+	var act move.Activity = activity.Here{Source: src}
+	if agents {
+		p, err := pool()
+		if err != nil {
+			dir.Close()
+			return nil, nil, err
+		}
+		a := &agentapi.Activity{Local: src, Agents: map[string]*agentapi.Client{}, Timeout: cfg.Agents.Timeout}
+		for _, h := range cfg.Hosts {
+			if !h.Local() {
+				a.Agents[h.Name] = p.Client(h)
+			}
+		}
+		act = a
 	}
 	hold, err := newHold(cfg.Delivery.Hold)
 	if err != nil {
@@ -131,11 +239,11 @@ func Engine(cfg *config.Config, opt Options) (*move.Engine, directory.Directory,
 	e := &move.Engine{
 		Cluster:    cfg.Cluster(),
 		Directory:  dir,
-		Host:       Hosts(cfg),
+		Host:       hostsWith(cfg, pool),
 		Copier:     &host.LocalCopier{},
 		Hold:       hold,
 		HoldKinds:  newHold,
-		Activity:   activity.Here{Source: src},
+		Activity:   act,
 		Kicker:     kicker,
 		Stub:       cfg.Delivery.Stub == "forward",
 		Marker:     cfg.Directory.HoldMarker,
