@@ -120,6 +120,7 @@ The config is --config FILE, else $MAILDIST_CONFIG, else ./maildist.toml.`,
 	root.AddCommand(newForwardCommand(g))
 	root.AddCommand(newStubdirsCommand(g))
 	root.AddCommand(newSessionsCommand(g))
+	root.AddCommand(newCACommand(g), newAgentCommand(g), newAgentsCommand(g))
 	return root
 }
 

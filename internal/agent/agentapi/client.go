@@ -396,6 +396,12 @@ func (c *Client) HoldOp(ctx context.Context, op, kind, user, home string, uid, g
 	return out.Held, err
 }
 
+// Get sends a GET of path (like /metrics) and returns the answer if it
+// is 200 OK.
+func (c *Client) Get(ctx context.Context, path string) (*http.Response, error) {
+	return c.do(ctx, request{method: http.MethodGet, path: path})
+}
+
 // Homes lists the homes under root on the host.
 func (c *Client) Homes(ctx context.Context, root string) ([]string, error) {
 	var out struct {
