@@ -10,4 +10,10 @@
 // copies the current file to FILE.bak, then replaces FILE atomically (temp
 // file, fsync, rename, fsync of the folder). A crash leaves either the old
 // or the new file, and FILE.bak holds the one before the last write.
+//
+// Every write dates the file at least a whole second after the file it
+// replaces: Dovecot notices a changed passwd-file by its mtime in seconds
+// and its size only (and looks at most once a second), so two writes of
+// the same size within one second would otherwise leave it reading the
+// first.
 package passwd

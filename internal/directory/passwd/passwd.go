@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/maildist/maildist/internal/directory"
 	"github.com/maildist/maildist/internal/fsutil"
@@ -337,6 +338,24 @@ func (f *File) write(p *parsed) error {
 	}
 	if err := fsutil.WriteFile(f.path, []byte(b.String()), p.stat.Mode().Perm()); err != nil {
 		return err
+	}
+	return f.stamp(p.stat.ModTime())
+}
+
+// stamp dates the file just written a whole second after the one it
+// replaced (later still if the clock says so). Dovecot re-reads a
+// passwd-file only when its mtime in seconds or its size changed, so a
+// switch between homes of the same length, written within the second of
+// the last write, would go unseen: Dovecot would go on delivering to the
+// old home. The file may be dated a few seconds ahead after a burst of
+// writes; that is harmless.
+func (f *File) stamp(prev time.Time) error {
+	t := time.Now()
+	if t.Unix() <= prev.Unix() {
+		t = time.Unix(prev.Unix()+1, 0)
+	}
+	if err := os.Chtimes(f.path, time.Time{}, t); err != nil {
+		return fmt.Errorf("date %s: %w", f.path, err)
 	}
 	return nil
 }

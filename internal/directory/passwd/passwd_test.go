@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/maildist/maildist/internal/directory"
 	"github.com/maildist/maildist/internal/directory/directorytest"
@@ -148,4 +149,45 @@ func FuzzParseLine(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Dovecot re-reads a passwd-file only when its mtime (whole seconds) or
+// size changed: writes in quick succession that keep the size (a switch
+// between homes of the same length, a marker set and cleared) must still
+// each give the file a new mtime second.
+func TestEveryWriteChangesTheMtimeSecond(t *testing.T) {
+	p := write(t, "alice:{PLAIN}pw:5000:5000::/bp01/alice::\nbob:{PLAIN}pw:5001:5001::/bp01/bob::\n")
+	f, err := Open(p, Options{HoldMarker: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stat := func() (int64, int64) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.ModTime().Unix(), fi.Size()
+	}
+	lastM, lastS := stat()
+	steps := []func() error{
+		func() error { return f.SetHold(ctx, "alice", directory.HoldReason) },
+		func() error { return f.Switch(ctx, "alice", "/bp01/alice", "/bp02/alice") },
+		func() error { return f.Switch(ctx, "bob", "/bp01/bob", "/bp03/bob") },
+		func() error { return f.ClearHold(ctx, "alice") },
+		func() error { return f.Switch(ctx, "alice", "/bp02/alice", "/bp01/alice") },
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+		m, s := stat()
+		if m <= lastM {
+			t.Fatalf("write %d: mtime %d, was %d (size %d, was %d): Dovecot would not see it", i, m, lastM, s, lastS)
+		}
+		lastM, lastS = m, s
+	}
+	if lastM > time.Now().Unix()+int64(len(steps))+1 {
+		t.Errorf("mtime %d runs too far ahead of now %d", lastM, time.Now().Unix())
+	}
 }
