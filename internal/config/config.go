@@ -77,6 +77,9 @@ type Delivery struct {
 	TransportMapType string
 	// Domain is the top-level domain: held recipients are user@Domain.
 	Domain string
+	// ReleaseDelay is how long after the switch a postfix hold releases
+	// the held mail, so that the delivery agent has read the new home.
+	ReleaseDelay time.Duration
 	// Settle is how long to wait for open files under a held home.
 	Settle time.Duration
 	// Margin is the free space kept on a destination beyond a mailbox's size.
@@ -131,6 +134,7 @@ type file struct {
 		ReleaseCommand   []string `toml:"release_command"`
 		PostfixConfigDir string   `toml:"postfix_config_dir"`
 		TransportMap     string   `toml:"transport_map"`
+		ReleaseDelay     string   `toml:"release_delay"`
 		Settle           string   `toml:"settle"`
 		Margin           *int64   `toml:"margin"`
 	} `toml:"delivery"`
@@ -362,6 +366,7 @@ func (v *validator) build(f *file) *Config {
 		HoldCmd: dl.HoldCommand, Release: dl.ReleaseCommand,
 		PostfixConfigDir: v.rel(dl.PostfixConfigDir), Domain: f.Domain}
 	c.Delivery.Settle = v.duration("delivery.settle", dl.Settle, 30*time.Second)
+	c.Delivery.ReleaseDelay = v.duration("delivery.release_delay", dl.ReleaseDelay, 2*time.Second)
 	c.Delivery.Margin = 64 << 20
 	if dl.Margin != nil {
 		if *dl.Margin < 0 {

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 const postfixBase = `domain = "example.edu"
@@ -26,6 +27,9 @@ func TestPostfixHoldDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := c.Delivery
+	if d.ReleaseDelay != 2*time.Second {
+		t.Errorf("release delay %v", d.ReleaseDelay)
+	}
 	if d.TransportMap != "/etc/postfix/maildist-hold" || d.TransportMapType != "hash" || d.Domain != "example.edu" {
 		t.Errorf("map %q type %q domain %q", d.TransportMap, d.TransportMapType, d.Domain)
 	}

@@ -50,7 +50,12 @@ type Postfix struct {
 	// Quiet bounds how long Start waits for deliveries to the user that
 	// were under way when the hold began (default 30s).
 	Quiet time.Duration
-	Run   activity.Runner
+	// ReleaseDelay is how long End waits before it releases: the
+	// directory has just been switched, and the delivery agent must read
+	// the new home before the held mail reaches it, or it delivers to the
+	// old one (Dovecot re-reads a passwd-file at most once a second).
+	ReleaseDelay time.Duration
+	Run          activity.Runner
 
 	checkOnce sync.Once
 	checkErr  error
@@ -59,7 +64,7 @@ type Postfix struct {
 // NewPostfix returns a Postfix hold.
 func NewPostfix(d config.Delivery, run activity.Runner) *Postfix {
 	return &Postfix{ConfigDir: d.PostfixConfigDir, TransportMap: d.TransportMap, MapType: d.TransportMapType,
-		Domain: d.Domain, Quiet: d.Settle, Run: run}
+		Domain: d.Domain, Quiet: d.Settle, ReleaseDelay: d.ReleaseDelay, Run: run}
 }
 
 // HoldReason is the text Postfix keeps with held mail ("delay_reason").
@@ -250,8 +255,14 @@ func (p *Postfix) Undo(ctx context.Context, h host.Host, user, home string) erro
 }
 
 // End removes the entry and delivers what was held, to the new home the
-// directory names now.
+// directory names now, once the delivery agent has had ReleaseDelay to
+// read it.
 func (p *Postfix) End(ctx context.Context, h host.Host, user, home string) error {
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("release %s: %w", user, ctx.Err())
+	case <-time.After(p.ReleaseDelay):
+	}
 	return p.release(ctx, user)
 }
 
@@ -360,14 +371,15 @@ func (p *Postfix) edit(ctx context.Context, addr string, add bool) error {
 // delivered: none in the incoming or active queue that the hold has not
 // deferred yet. Such a message was picked for delivery before the reload
 // took effect; it must land before the home is copied. The wait must see
-// the queue quiet twice, apart, because Postfix's daemons leave after a
-// reload only when they are between requests.
+// the queue quiet twice, a second apart: Postfix's daemons leave after a
+// reload only when they are between requests, and a login server may take
+// a second to read the directory's hold marker (Dovecot's passwd-file).
 func (p *Postfix) quiet(ctx context.Context, addr string) error {
 	limit := p.Quiet
 	if limit <= 0 {
 		limit = 30 * time.Second
 	}
-	const apart = 500 * time.Millisecond
+	const apart = time.Second
 	deadline := time.Now().Add(limit)
 	var quietSince time.Time
 	wait := 20 * time.Millisecond

@@ -108,6 +108,7 @@ func TestPostfixAddress(t *testing.T) {
 // after every change; End takes only that user's entry away and flushes.
 // Both can be called again without harm.
 func TestPostfixMapEdits(t *testing.T) {
+	t.Parallel()
 	p, f := newTestPostfix(t)
 	ctx := context.Background()
 	site := "# the site's own note\nold@example.edu error:5.1.1 gone\n"
@@ -170,6 +171,7 @@ func TestPostfixMapEdits(t *testing.T) {
 
 // Many moves hold and release at once: no entry is lost or left behind.
 func TestPostfixConcurrentEdits(t *testing.T) {
+	t.Parallel()
 	p, _ := newTestPostfix(t)
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -212,6 +214,7 @@ func TestPostfixConcurrentEdits(t *testing.T) {
 // has not been deferred by the hold; messages for others, and the user's
 // held ones, do not make it wait.
 func TestPostfixStartWaitsForDeliveryUnderWay(t *testing.T) {
+	t.Parallel()
 	p, f := newTestPostfix(t)
 	start := time.Now()
 	f.queue = func() string {
@@ -226,8 +229,8 @@ func TestPostfixStartWaitsForDeliveryUnderWay(t *testing.T) {
 	if _, err := p.Start(context.Background(), nil, "alice", "/h/alice"); err != nil {
 		t.Fatal(err)
 	}
-	if el := time.Since(start); el < 800*time.Millisecond || el > 2*time.Second {
-		t.Errorf("Start took %v: want the delivery's 300ms, then 500ms of quiet", el)
+	if el := time.Since(start); el < 1300*time.Millisecond || el > 3*time.Second {
+		t.Errorf("Start took %v: want the delivery's 300ms, then a second of quiet", el)
 	}
 	// A delivery that never ends fails the hold, naming it.
 	f.queue = func() string {
@@ -236,6 +239,29 @@ func TestPostfixStartWaitsForDeliveryUnderWay(t *testing.T) {
 	p.Quiet = 300 * time.Millisecond
 	if _, err := p.Start(context.Background(), nil, "carol", "/h/carol"); err == nil || !strings.Contains(err.Error(), "C9") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// End waits ReleaseDelay before it releases, so that the delivery agent
+// has read the switched home; Undo (no switch) does not wait.
+func TestPostfixEndWaitsForTheDirectory(t *testing.T) {
+	t.Parallel()
+	p, _ := newTestPostfix(t)
+	p.ReleaseDelay = 400 * time.Millisecond
+	ctx := context.Background()
+	start := time.Now()
+	if err := p.End(ctx, nil, "alice", "/h/alice"); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < 400*time.Millisecond {
+		t.Errorf("End took %v, want at least the release delay", el)
+	}
+	start = time.Now()
+	if err := p.Undo(ctx, nil, "alice", "/h/alice"); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 300*time.Millisecond {
+		t.Errorf("Undo took %v", el)
 	}
 }
 
@@ -288,6 +314,7 @@ func TestPostfixCheck(t *testing.T) {
 // A Postfix that is not running reads the new table when it starts: the
 // hold and its release still succeed.
 func TestPostfixNotRunning(t *testing.T) {
+	t.Parallel()
 	p, f := newTestPostfix(t)
 	down := errors.New("exit status 1")
 	f.fail = map[string]error{"postfix": down}
