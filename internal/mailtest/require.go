@@ -1,11 +1,13 @@
 package mailtest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -123,4 +125,17 @@ func OpenPath(dir string) error {
 		}
 	}
 	return nil
+}
+
+// RunArgv runs a command and returns its stdout, with the end of its
+// stderr in the error: an activity.Runner for tests.
+func RunArgv(ctx context.Context, argv []string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return out, nil
 }
