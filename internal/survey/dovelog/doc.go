@@ -22,6 +22,14 @@
 // host's log, its rotated files read oldest first; Scan parses each
 // source's blocks in parallel and merges the sources by time.
 //
+// Dates: a line whose date no calendar has (Feb 30, Apr 31,
+// 2026-02-30T10:00:00Z) is malformed, never rolled over into the next
+// month. A syslog date has no year: it is placed in the year that ends two
+// days after the file's mtime (so December lines read in January are last
+// year's). Feb 29 goes to the last leap year whose Feb 29 is at most two
+// days after the mtime, if that is less than a year (366 days) back;
+// further back it is malformed, not placed years before every other line.
+//
 // Failed logins, delivery (lmtp, lda) and every other line are counted by
 // kind and never make a session. Dovecot 1.x's login "PID=" is the login
 // process's pid, not the mail process's, so it does not pair anything. A

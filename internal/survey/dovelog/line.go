@@ -107,9 +107,12 @@ type Parser struct {
 	// year inference cache: last month/day seen and the year chosen
 	ymKey  int
 	ymYear int
+	ymOK   bool
 	// local wall clock → Unix cache, one hour wide
 	hourKey  int64
 	hourUnix int64
+	// why the last timestamp could not be read, if it names a reason
+	bad string
 	// the last timestamp read
 	stamp    [40]byte
 	stampLen int
@@ -160,6 +163,9 @@ func (p *Parser) Parse(line []byte, ev *Event) {
 	t, n, ok := p.parseTime(b)
 	if !ok {
 		ev.Kind, ev.Reason = Malformed, "no timestamp"
+		if p.bad != "" {
+			ev.Reason = p.bad
+		}
 		return
 	}
 	ev.Time = t

@@ -1,6 +1,7 @@
 package dovelog
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -129,7 +130,7 @@ func TestYearInference(t *testing.T) {
 		{"Dec 31 23:59:59 imap(a): Logged out", "2025-12-31T23:59:59Z"},
 		{"Jan  1 00:00:01 imap(a): Logged out", "2026-01-01T00:00:01Z"},
 		{"Jan  2 09:00:00 imap(a): Logged out", "2026-01-02T09:00:00Z"}, // a little after the mtime
-		{"Feb 29 10:00:00 imap(a): Logged out", "2024-02-29T10:00:00Z"}, // the last leap year
+		{"Feb 29 10:00:00 imap(a): Logged out", "1970-01-01T00:00:00Z"}, // malformed: the last one was 2024
 	} {
 		var ev Event
 		p.Parse([]byte(tc.line), &ev)
@@ -194,4 +195,87 @@ func FuzzParseLine(f *testing.F) {
 			t.Fatal("sessions left open after EndSource")
 		}
 	})
+}
+
+// Dates no calendar has are malformed lines, never rolled over into the
+// next month; Feb 29 goes to the year the mtime rule gives, and is
+// malformed if that year is not a leap year.
+func TestImpossibleDates(t *testing.T) {
+	ref := time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC) // 2026 is no leap year
+	for _, line := range []string{
+		"Feb 31 10:00:00 imap(a): Logged out",
+		"Feb 30 10:00:00 imap(a): Logged out",
+		"Apr 31 10:00:00 imap(a): Logged out",
+		"Jun 31 10:00:00 mx dovecot: imap(a): Logged out",
+		"Feb 29 10:00:00 imap(a): Logged out", // not 2024, two years back
+		"dovecot: Sep 31 10:00:02 Info: imap-login: Login: user=<x>, method=PLAIN",
+		"2026-02-30T10:00:00Z mx dovecot: imap(a)<1><s>: Logged out",
+		"2026-02-29T10:00:00+01:00 mx dovecot: imap(a)<1><s>: Logged out",
+		"2025-11-31 10:00:00 imap(a): Logged out",
+		"2026-04-31T10:00:00 mx dovecot: imap(a): Logged out",
+	} {
+		p := NewParser(time.UTC, ref)
+		var ev Event
+		p.Parse([]byte(line), &ev)
+		if ev.Kind != Malformed || !strings.HasPrefix(ev.Reason, "no such date") {
+			t.Errorf("%q: kind %s at %s (reason %q), want malformed: no such date", line, ev.Kind,
+				time.Unix(0, ev.Time).UTC().Format(time.RFC3339), ev.Reason)
+		}
+	}
+	// The same dates where they exist.
+	for line, want := range map[string]string{
+		"Feb 28 10:00:00 imap(a): Logged out":                        "2026-02-28T10:00:00Z",
+		"Apr 30 10:00:00 imap(a): Logged out":                        "2025-04-30T10:00:00Z",
+		"Dec 31 10:00:00 imap(a): Logged out":                        "2025-12-31T10:00:00Z",
+		"2024-02-29T10:00:00Z mx dovecot: imap(a)<1><s>: Logged out": "2024-02-29T10:00:00Z",
+		"2000-02-29 10:00:00 imap(a): Logged out":                    "2000-02-29T10:00:00Z",
+		"2026-01-31T23:59:59+01:00 mx dovecot: imap(a): Logged out":  "2026-01-31T22:59:59Z",
+		"2026-03-11T10:00:00Z mx dovecot: imap(a)<1><s>: Logged out": "2026-03-11T10:00:00Z",
+		"Mar 11 10:00:00 mx dovecot: imap(a)<1><s>: Logged out":      "2026-03-11T10:00:00Z",
+		"Mar 13 10:00:00 mx dovecot: imap(a)<1><s>: Logged out":      "2025-03-13T10:00:00Z",
+		"2100-02-28 10:00:00 imap(a): Logged out":                    "2100-02-28T10:00:00Z",
+	} {
+		p := NewParser(time.UTC, ref)
+		var ev Event
+		p.Parse([]byte(line), &ev)
+		if got := time.Unix(0, ev.Time).UTC().Format(time.RFC3339); ev.Kind == Malformed || got != want {
+			t.Errorf("%q: kind %s at %s (%s), want %s", line, ev.Kind, got, ev.Reason, want)
+		}
+	}
+	for _, line := range []string{"2100-02-29 10:00:00 imap(a): Logged out", "1900-02-29T00:00:00Z h dovecot: imap(a): Logged out"} {
+		p := NewParser(time.UTC, ref)
+		var ev Event
+		p.Parse([]byte(line), &ev)
+		if ev.Kind != Malformed {
+			t.Errorf("%q: %s, want malformed (no leap year)", line, ev.Kind)
+		}
+	}
+}
+
+// Feb 29 of a syslog log: the leap year is taken only when its Feb 29 lies
+// in the year up to (two days after) the file's mtime.
+func TestLeapDayYear(t *testing.T) {
+	for _, tc := range []struct {
+		ref  time.Time
+		want string // "" for malformed
+	}{
+		{time.Date(2024, 3, 5, 0, 0, 0, 0, time.UTC), "2024-02-29T10:00:00Z"},   // a week ago
+		{time.Date(2025, 1, 10, 0, 0, 0, 0, time.UTC), "2024-02-29T10:00:00Z"},  // last year, within a year
+		{time.Date(2025, 2, 27, 0, 0, 0, 0, time.UTC), "2024-02-29T10:00:00Z"},  // just within a year
+		{time.Date(2024, 2, 27, 12, 0, 0, 0, time.UTC), "2024-02-29T10:00:00Z"}, // a little after the mtime
+		{time.Date(2025, 3, 10, 0, 0, 0, 0, time.UTC), ""},                      // more than a year back
+		{time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC), ""},                       // 2024 is three years back
+		{time.Date(2024, 2, 20, 0, 0, 0, 0, time.UTC), ""},                      // 2024's is ahead, 2023 has none
+	} {
+		p := NewParser(time.UTC, tc.ref)
+		var ev Event
+		p.Parse([]byte("Feb 29 10:00:00 imap(a): Logged out"), &ev)
+		got := ""
+		if ev.Kind != Malformed {
+			got = time.Unix(0, ev.Time).UTC().Format(time.RFC3339)
+		}
+		if got != tc.want {
+			t.Errorf("mtime %s: Feb 29 is %q (%s), want %q", tc.ref.Format(time.DateOnly), got, ev.Reason, tc.want)
+		}
+	}
 }

@@ -250,3 +250,38 @@ func TestMalformedNamedByFileAndLine(t *testing.T) {
 		t.Fatalf("malformed = %d %v", rep.ByKind[Malformed], rep.Malformed)
 	}
 }
+
+// A line with a date no calendar has is a malformed line, named by file
+// and line; it opens and closes nothing.
+func TestImpossibleDatesMakeNoSessions(t *testing.T) {
+	text := "Feb 27 10:00:00 imap-login: Login: user=<a>, mpid=1, session=<s1>\n" +
+		"Feb 31 10:00:00 imap(a)<1><s1>: Logged out in=1 out=2\n" + // would be Mar 3: four days
+		"Apr 31 09:00:00 imap-login: Login: user=<b>, mpid=2, session=<s2>\n" + // would be May 1
+		"2025-02-30T10:00:00Z imap(b)<2><s2>: Logged out in=1 out=2\n" +
+		"Feb 27 10:05:00 auth: Info: something\n"
+	var sessions []Session
+	pr := NewPairer(PairOptions{OnSession: func(s Session) { sessions = append(sessions, s) }})
+	rep, err := Scan(context.Background(), []Stream{{Name: "x", Files: []File{textFile("mail.log", text)}}}, pr, ScanOptions{Loc: time.UTC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ByKind[Malformed] != 3 || len(rep.Malformed) != 3 {
+		t.Fatalf("malformed %d, examples %v; want 3", rep.ByKind[Malformed], rep.Malformed)
+	}
+	for i, line := range []int64{2, 3, 4} {
+		m := rep.Malformed[i]
+		if m.File != "mail.log" || m.Line != line || !strings.HasPrefix(m.Reason, "no such date") {
+			t.Errorf("example %d = %s, want mail.log:%d: no such date", i, m, line)
+		}
+	}
+	tot := pr.Totals()
+	if a := tot["a"]; a.Connect != 5*time.Minute || a.Sessions != 1 {
+		t.Errorf("a: %v in %d sessions, want 5m0s (open to the last line) in 1", a.Connect, a.Sessions)
+	}
+	if b, ok := tot["b"]; ok {
+		t.Errorf("b has totals %+v: a login on Apr 31 made a session", b)
+	}
+	if len(sessions) != 1 {
+		t.Errorf("sessions %+v, want one", sessions)
+	}
+}

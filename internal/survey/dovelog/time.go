@@ -40,7 +40,10 @@ func (p *Parser) parseTime(b []byte) (int64, int, bool) {
 		return p.stampT, n, true
 	}
 	t, n, ok := p.parseTimeSlow(b)
-	if ok && n <= len(p.stamp) {
+	if !ok {
+		return 0, 0, false
+	}
+	if n <= len(p.stamp) {
 		copy(p.stamp[:], b[:n])
 		p.stampLen, p.stampT = n, t
 	}
@@ -54,8 +57,12 @@ func (p *Parser) parseTime(b []byte) (int64, int, bool) {
 //	2024-01-02 03:04:05             log_timestamp = "%Y-%m-%d %H:%M:%S "
 //	Jan  2 03:04:05, Jan 02 03:04:05, Jan 2 03:04:05   syslog, Dovecot's default
 //
-// Times without a zone are wall clock in the parser's location.
+// Times without a zone are wall clock in the parser's location. A date
+// that no calendar has (Feb 30, Apr 31, Feb 29 of a year that is not a
+// leap year) is not a timestamp: it is never rolled over into the next
+// month. When it fails, p.bad says why.
 func (p *Parser) parseTimeSlow(b []byte) (int64, int, bool) {
+	p.bad = ""
 	if len(b) < 14 {
 		return 0, 0, false
 	}
@@ -86,8 +93,57 @@ func (p *Parser) parseTimeSlow(b []byte) (int64, int, bool) {
 	i += n
 	frac, n := fraction(b[i:])
 	i += n
-	year := p.yearOf(mon, day)
+	year, ok := p.yearOf(mon, day)
+	if !ok || day > daysIn(year, mon) {
+		p.bad = noSuchDate(b[:3], day, year)
+		return 0, 0, false
+	}
 	return p.local(year, mon, day, h, m, s)*1e9 + frac, i, true
+}
+
+// noSuchDate says why a syslog date is not one.
+func noSuchDate(mon []byte, day, year int) string {
+	if day == 29 {
+		// Only Feb 29 can fail for want of a leap year.
+		return "no such date: " + string(mon) + " 29 in the year up to the file's mtime (the last one, in " + itoa(year) + ", is more than a year before it)"
+	}
+	return "no such date: " + string(mon) + " " + itoa(day)
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}
+
+// daysIn is the number of days of a month.
+func daysIn(y, mon int) int {
+	switch mon {
+	case 2:
+		if leap(y) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 func (p *Parser) parseISO(b []byte) (int64, int, bool) {
@@ -97,7 +153,11 @@ func (p *Parser) parseISO(b []byte) (int64, int, bool) {
 	y, ok1 := digits(b[0:4])
 	mo, ok2 := digits(b[5:7])
 	d, ok3 := digits(b[8:10])
-	if !ok1 || !ok2 || !ok3 || mo < 1 || mo > 12 || d < 1 || d > 31 {
+	if !ok1 || !ok2 || !ok3 || mo < 1 || mo > 12 || d < 1 {
+		return 0, 0, false
+	}
+	if d > daysIn(y, mo) {
+		p.bad = "no such date: " + string(b[:10])
 		return 0, 0, false
 	}
 	h, m, s, n, ok := clock(b[11:])
@@ -190,26 +250,33 @@ func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 // yearOf picks the year of a date that has none: the anchor's year, or the
 // year before when that would put the date more than two days after the
 // anchor (a log that runs from December into January, read in January).
-func (p *Parser) yearOf(mon, day int) int {
+// So a date lands in the year that ends two days after the anchor (the
+// file's mtime): a log without years cannot say more.
+//
+// Feb 29 goes to the last leap year whose Feb 29 is at most two days
+// after the anchor, but only if that day is less than a year (366 days)
+// before that point; if it is further back, ok is false and the line is
+// malformed, rather than placed years back where no other line of the
+// file can be.
+func (p *Parser) yearOf(mon, day int) (year int, ok bool) {
 	key := mon*32 + day
 	if key == p.ymKey {
-		return p.ymYear
+		return p.ymYear, p.ymOK
 	}
 	y := p.ref.Year()
 	limit := p.ref.Unix() + 2*86400
-	for try := 0; try < 8; try++ {
-		if mon == 2 && day == 29 && !leap(y) {
+	const anyZone = 14 * 3600 // the widest UTC offset
+	ok = true
+	if mon == 2 && day == 29 {
+		for !leap(y) || civil(y, 2, 29, 0, 0, 0)-anyZone > limit {
 			y--
-			continue
 		}
-		if civil(y, mon, day, 0, 0, 0)-14*3600 > limit { // -14h: any zone
-			y--
-			continue
-		}
-		break
+		ok = civil(y, 3, 1, 0, 0, 0)+anyZone > limit-366*86400
+	} else if civil(y, mon, day, 0, 0, 0)-anyZone > limit {
+		y--
 	}
-	p.ymKey, p.ymYear = key, y
-	return y
+	p.ymKey, p.ymYear, p.ymOK = key, y, ok
+	return y, ok
 }
 
 func leap(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
