@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/maildist/maildist/internal/directory"
+	dirsql "github.com/maildist/maildist/internal/directory/sql"
 	"github.com/maildist/maildist/internal/directory/sql/sqltest"
+	"github.com/maildist/maildist/internal/runstate"
 )
 
 // dirFixture is a cluster of two local hosts with a home or two made, and
@@ -35,6 +38,11 @@ fsroot = "cluster/bp17"
 name = "far"
 root = "/far"
 agent = "https://far.example.edu:7447"
+
+[tls]
+ca = "ca.crt"
+cert = "coordinator.crt"
+key = "coordinator.key"
 `
 
 func newDirFixture(t *testing.T) *dirFixture {
@@ -175,6 +183,86 @@ func TestDirectoryCheckSQL(t *testing.T) {
 			code, _, errs = runMain("--config", cfg, "directory", "check")
 			if code != ExitError || !strings.Contains(errs, "directory.dsn_file "+dsnFile+" can be read or written by others (mode 0644)") {
 				t.Fatalf("readable dsn_file: exit %d\n%s", code, errs)
+			}
+		})
+	}
+}
+
+// sqlDirFixture is a fixture whose directory is the default SQL table of
+// a driver, filled by the statements given after the schema; its config
+// has only the two local hosts.
+func sqlDirFixture(t *testing.T, driver string, stmts ...string) (f *dirFixture, cfg string) {
+	t.Helper()
+	f = newDirFixture(t)
+	dsn := sqltest.Database(t, driver)
+	sqltest.Exec(t, driver, dsn, append([]string{dirsql.DefaultSchema}, stmts...)...)
+	if err := os.WriteFile(filepath.Join(f.dir, "dsn"), []byte(dsn+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hosts, _, _ := strings.Cut(dirFixtureHosts, "[[host]]\nname = \"far\"")
+	p := filepath.Join(f.dir, "maildist.toml")
+	toml := "[directory]\ntype = \"sql\"\ndriver = \"" + driver + "\"\ndsn_file = \"dsn\"\n" + hosts
+	if err := os.WriteFile(p, []byte(toml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f, p
+}
+
+// A row whose host column disagrees with its home, and rows that cannot
+// be read, do not stop the survey: it writes raw.tsv with every user it
+// could read (the home decides where a user is) and names each row.
+func TestSurveyGoesOnPastBadSQLRows(t *testing.T) {
+	for _, driver := range []string{"sqlite", "postgres"} {
+		t.Run(driver, func(t *testing.T) {
+			f, cfg := sqlDirFixture(t, driver,
+				"INSERT INTO users (username, home, uid, gid, host) VALUES ('alice', '/bp04/alice', 1, 1, 'bp04')",
+				"INSERT INTO users (username, home, uid, gid, host) VALUES ('clindqvist', '/bp17/bob', 2, 1, 'bp04')",
+				"INSERT INTO users (username, home, uid, gid, host) VALUES ('nohome', '', 3, 1, 'bp04')",
+				"INSERT INTO users (username, home, uid, gid, host) VALUES ('-rf', '/bp04/-rf', 4, 1, 'bp04')",
+				"INSERT INTO users (username, home, uid, gid, host) VALUES ('erin', '/bp04/erin', 5, 1, 'bp04')")
+			run := filepath.Join(f.dir, "runs", "01")
+			code, out, errs := runMain("--config", cfg, "survey", run, "--no-disk")
+			if code != ExitError {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+			}
+			for _, want := range []string{
+				`list row 2 (user "clindqvist"): host column says bp04, but home /bp17/bob is on bp17`,
+				`list row 3 (user "nohome"): no home`,
+				`user "-rf"`,
+				"survey finished with 3 problems",
+			} {
+				if !strings.Contains(errs, want) {
+					t.Errorf("stderr lacks %q:\n%s", want, errs)
+				}
+			}
+			users, err := runstate.ReadRaw(filepath.Join(run, "raw.tsv"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, u := range users {
+				got = append(got, u.Name+"@"+u.Host)
+			}
+			sort.Strings(got)
+			if want := "alice@bp04 clindqvist@bp17 erin@bp04"; strings.Join(got, " ") != want {
+				t.Errorf("raw.tsv users %q, want %s", got, want)
+			}
+
+			// directory check names the same rows, each by its kind.
+			code, out, _ = runMain("--config", cfg, "directory", "check")
+			if code != ExitError {
+				t.Fatalf("check: exit %d\n%s", code, out)
+			}
+			for _, want := range []string{
+				`host-mismatch clindqvist: list row 2 (user "clindqvist"): host column says bp04`,
+				`bad-entry     nohome: list row 3 (user "nohome"): no home`,
+				"bad-name      -rf: ",
+				"missing-home  erin: ",
+				"4 entries, 4 users; 4 homes looked at; 5 problems",
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("check stdout lacks %q:\n%s", want, out)
+				}
 			}
 		})
 	}

@@ -19,9 +19,20 @@
 // error, so a typo shows at once. uid and gid may be NULL (-1). held is a
 // boolean, 1/0 or Y/N, and means "held by maildist", not any nologin: the
 // default queries compare the nologin column with directory.HoldReason.
+//
+// One row never hides the others. List returns every row it can use and
+// reports each that it cannot (no user, no home or one that is not
+// absolute, a uid or gid that is not a number) as a *RowError, joined.
 // When the list query returns a host column, a row whose host is not the
-// host its home is on is reported (a Dovecot proxy routing by that column
-// would send the user to the wrong backend); the home decides.
+// host its home is on is reported as a *HostMismatch (a Dovecot proxy
+// routing by that column would send the user to the wrong backend), and
+// its entry is returned: the home decides. Both are a *directory.LineError
+// too (errors.As; File "list query", Line the row), the bad entry that
+// callers go on past, as they do past a bad line of a passwd file. User
+// names are returned as they are, for callers to check. Lookup is strict
+// for the one user asked about: a row of that user it cannot use is an
+// error, never directory.ErrNotFound; it does not look at the host
+// column.
 //
 // Without queries, DefaultQueries work on DefaultSchema:
 // users(username, home, uid, gid, host, nologin).

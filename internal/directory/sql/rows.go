@@ -82,6 +82,10 @@ func (d *DB) query(ctx context.Context, s stmt, vals map[string]any, f rowFunc) 
 	row := 0
 	for rows.Next() {
 		row++
+		// A Scan that fails stops at the failing column and leaves the
+		// later ones as they were: clear them, so that the error names
+		// this row's user or none, never the last row's.
+		clear(raw)
 		if err := rows.Scan(dest...); err != nil {
 			f(row, directory.Entry{}, "", &RowError{Kind: s.q.Kind, Row: row, User: string(get(colUser)), Msg: err.Error()})
 			continue
@@ -102,7 +106,7 @@ func entryOf(get func(int) []byte) (directory.Entry, error) {
 		return e, fmt.Errorf("empty user name")
 	}
 	if e.Home == "" {
-		return e, fmt.Errorf("no home")
+		return e, fmt.Errorf("no home (the home column is NULL or empty)")
 	}
 	if !path.IsAbs(e.Home) {
 		return e, fmt.Errorf("home %q is not an absolute path", e.Home)

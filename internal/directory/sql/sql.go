@@ -219,6 +219,9 @@ func (d *DB) Close() error { return d.db.Close() }
 // List runs the list query. Rows it cannot take are reported as *RowError
 // in err, joined, and left out; a host column that disagrees with the home
 // is reported as *HostMismatch, and the entry is kept (the home decides).
+// Both are also a *directory.LineError (errors.As), the bad entry callers
+// go on past. User names are returned as they are, for the caller to
+// check like any other (cluster.CheckUser).
 func (d *DB) List(ctx context.Context) ([]directory.Entry, error) {
 	var out []directory.Entry
 	var bad []error
@@ -241,7 +244,9 @@ func (d *DB) List(ctx context.Context) ([]directory.Entry, error) {
 	return out, errors.Join(bad...)
 }
 
-// Lookup runs the lookup query for one user.
+// Lookup runs the lookup query for one user. A row of that user it
+// cannot take is an error (not directory.ErrNotFound); a host column that
+// disagrees with the home is not checked (the home decides).
 func (d *DB) Lookup(ctx context.Context, user string) (directory.Entry, error) {
 	var found []directory.Entry
 	var bad error
@@ -430,6 +435,7 @@ func (e *TooManyRows) Error() string {
 }
 
 // RowError is a row of the list or lookup query that cannot be used.
+// errors.As also finds it as a *directory.LineError.
 type RowError struct {
 	Kind string // list or lookup
 	Row  int    // from 1, in the order the query returned them
@@ -444,9 +450,29 @@ func (e *RowError) Error() string {
 	return fmt.Sprintf("%s row %d: %s", e.Kind, e.Row, e.Msg)
 }
 
+// As makes the row a *directory.LineError: the bad entry of a directory,
+// which callers of List report and go on past.
+func (e *RowError) As(target any) bool { return asLine(target, e.Kind, e.Row, e.User, e.Msg) }
+
+// asLine sets target, if it is a **directory.LineError, to the row of a
+// query's result: File is "list query" (or "lookup query"), Line the row.
+func asLine(target any, kind string, row int, user, msg string) bool {
+	le, ok := target.(**directory.LineError)
+	if !ok {
+		return false
+	}
+	if user != "" {
+		msg = fmt.Sprintf("user %q: %s", user, msg)
+	}
+	*le = &directory.LineError{File: kind + " query", Line: row, Msg: msg}
+	return true
+}
+
 // HostMismatch is a row whose host column names another host than the
 // one its home is on. A Dovecot proxy routing by that column would send
-// the user to the wrong backend.
+// the user to the wrong backend. The entry itself is good (the home
+// decides); errors.As also finds it as a *directory.LineError, so that
+// callers report it with the bad rows and go on.
 type HostMismatch struct {
 	Row            int
 	User, Home     string
@@ -454,5 +480,12 @@ type HostMismatch struct {
 }
 
 func (e *HostMismatch) Error() string {
-	return fmt.Sprintf("list row %d (user %q): host column says %s, but home %s is on %s", e.Row, e.User, e.Host, e.Home, e.HomeHost)
+	return fmt.Sprintf("list row %d (user %q): %s", e.Row, e.User, e.msg())
 }
+
+func (e *HostMismatch) msg() string {
+	return fmt.Sprintf("host column says %s, but home %s is on %s", e.Host, e.Home, e.HomeHost)
+}
+
+// As makes the mismatch a *directory.LineError (see RowError.As).
+func (e *HostMismatch) As(target any) bool { return asLine(target, "list", e.Row, e.User, e.msg()) }
