@@ -16,9 +16,12 @@
 //	unhold  clear that mark again                           with hold)
 //
 // Columns are found by name, in any order; a column of another name is an
-// error, so a typo shows at once. uid and gid may be NULL (-1). held is a
-// boolean, 1/0 or Y/N, and means "held by maildist", not any nologin: the
-// default queries compare the nologin column with directory.HoldReason.
+// error, so a typo shows at once. uid and gid may be NULL (-1). held
+// means "held by maildist", not any nologin. It may be a boolean (true/
+// false, t/f, yes/no, y/n), a number (0 is no), or the marker's text
+// itself, as in nologin AS held: maildist's reason (HoldReason, or
+// directory.HoldReason as older versions wrote it) is held; NULL, empty
+// and any other text (a nologin the site set itself) are not.
 //
 // One row never hides the others. List returns every row it can use and
 // reports each that it cannot (no user, no home or one that is not
@@ -50,8 +53,9 @@
 //	:new_host     host of the new home, or NULL     switch
 //	:delay_until  Unix time of the switch plus      switch
 //	              directory.switch_delay
-//	:reason       directory.HoldReason (hold: the   list lookup hold unhold
-//	              reason it was given)
+//	:reason       HoldReason: "Mailbox is being     list lookup hold unhold
+//	              moved, try again in a few
+//	              minutes" (see Writes for unhold)
 //
 // $1, $2, … may be written instead, standing for the names in the order of
 // that table's rows for each query (switch: $1 user, $2 old_home, $3
@@ -66,6 +70,15 @@
 // lookup tells directory.ErrNotFound from directory.ErrChanged. A switch
 // that sets a home already there succeeds only when the old and new homes
 // are the same.
+//
+// Hold writes HoldReason, words with spaces: a column keeps them, and
+// Dovecot's SQL passdb passes them on whole (passwd-file's extra fields
+// cannot, hence directory.HoldReason there). Unhold clears exactly what
+// hold wrote; when that changes no row it runs again with :reason =
+// directory.HoldReason, the reason an older maildist wrote into SQL too,
+// so that a user it held is released (maildist recover). A site's own
+// nologin text is neither overwritten (the default hold query sets only
+// a NULL nologin) nor cleared.
 //
 // # Connections
 //

@@ -2,11 +2,13 @@ package sql_test
 
 import (
 	"context"
+	stdsql "database/sql"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/maildist/maildist/internal/directory"
+	"github.com/maildist/maildist/internal/directory/directorytest"
 	dirsql "github.com/maildist/maildist/internal/directory/sql"
 	"github.com/maildist/maildist/internal/directory/sql/sqltest"
 )
@@ -128,6 +130,128 @@ func TestLookupOfBadAndMismatchedRows(t *testing.T) {
 				if _, err := d.Lookup(ctx, u); err == nil || errors.Is(err, directory.ErrNotFound) || !strings.Contains(err.Error(), u) {
 					t.Errorf("Lookup(%s) = %v, want an error naming the row", u, err)
 				}
+			}
+		})
+	}
+}
+
+// A held column may be the nologin text itself: maildist's reason (in
+// either wording) is held, NULL or empty is not, and a reason the site
+// set itself is not maildist's hold. Booleans and numbers still work.
+func TestHeldColumnText(t *testing.T) {
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) {
+			d := openSite(t, driver,
+				`(1, 'ours', '/bp04/ours', '1', '1', 'bp04', '`+dirsql.HoldReason+`')`,
+				`(2, 'older', '/bp04/older', '1', '1', 'bp04', '`+directory.HoldReason+`')`,
+				`(3, 'site', '/bp04/site', '1', '1', 'bp04', 'Account disabled, call the help desk')`,
+				`(4, 'empty', '/bp04/empty', '1', '1', 'bp04', '')`,
+				`(5, 'null', '/bp04/null', '1', '1', 'bp04', NULL)`,
+				`(6, 'yes', '/bp04/yes', '1', '1', 'bp04', 'Y')`,
+				`(7, 'no', '/bp04/no', '1', '1', 'bp04', 'false')`,
+				`(8, 'two', '/bp04/two', '1', '1', 'bp04', '2')`,
+				`(9, 'zero', '/bp04/zero', '1', '1', 'bp04', '0')`)
+			want := map[string]bool{"ours": true, "older": true, "site": false, "empty": false, "null": false, "yes": true, "no": false, "two": true, "zero": false}
+			es, err := d.List(context.Background())
+			if err != nil || len(es) != len(want) {
+				t.Fatalf("List: %d entries, %v", len(es), err)
+			}
+			for _, e := range es {
+				if e.Held != want[e.User] {
+					t.Errorf("List: %s held = %v, want %v", e.User, e.Held, want[e.User])
+				}
+				if l, err := d.Lookup(context.Background(), e.User); err != nil || l.Held != want[e.User] {
+					t.Errorf("Lookup(%s) = %+v, %v; want held %v", e.User, l, err, want[e.User])
+				}
+			}
+		})
+	}
+}
+
+// nologin reads a user's nologin column in the default schema.
+func nologin(t *testing.T, driver, dsn, user string) stdsql.NullString {
+	t.Helper()
+	name := map[string]string{"postgres": "pgx", "sqlite": "sqlite"}[driver]
+	db, err := stdsql.Open(name, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q := "SELECT nologin FROM users WHERE username = $1"
+	if driver == "sqlite" {
+		q = "SELECT nologin FROM users WHERE username = ?1"
+	}
+	var s stdsql.NullString
+	if err := db.QueryRow(q, user).Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// In SQL the hold reason can have spaces (passwd-file's cannot), so
+// users see a readable one; unhold clears exactly what hold wrote, and
+// also the reason an older maildist wrote, but never a site's own.
+func TestHoldReasonReadable(t *testing.T) {
+	if !strings.Contains(dirsql.HoldReason, " ") || strings.Contains(dirsql.HoldReason, "_") {
+		t.Fatalf("HoldReason %q: want words with spaces", dirsql.HoldReason)
+	}
+	for _, driver := range drivers {
+		t.Run(driver, func(t *testing.T) {
+			d, dsn := open(t, driver, directorytest.Seed(), dirsql.Options{})
+			ctx := context.Background()
+
+			if err := d.SetHold(ctx, "alice", directory.HoldReason); err != nil {
+				t.Fatal(err)
+			}
+			if got := nologin(t, driver, dsn, "alice"); got.String != dirsql.HoldReason {
+				t.Fatalf("held: nologin = %q, want %q", got.String, dirsql.HoldReason)
+			}
+			if e, _ := d.Lookup(ctx, "alice"); !e.Held {
+				t.Fatal("alice is not seen as held")
+			}
+			if err := d.ClearHold(ctx, "alice"); err != nil {
+				t.Fatal(err)
+			}
+			if got := nologin(t, driver, dsn, "alice"); got.Valid {
+				t.Fatalf("after unhold: nologin = %q", got.String)
+			}
+
+			// Held by an older maildist, with passwd-file's reason: seen as
+			// held, and released.
+			sqltest.Exec(t, driver, dsn,
+				"UPDATE users SET nologin = '"+directory.HoldReason+"' WHERE username = 'bob'",
+				"UPDATE users SET nologin = 'Account disabled' WHERE username = 'zoë'")
+			es, err := d.List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range es {
+				if e.Held != (e.User == "bob") {
+					t.Errorf("List: %s held = %v", e.User, e.Held)
+				}
+			}
+			if err := d.ClearHold(ctx, "bob"); err != nil {
+				t.Fatal(err)
+			}
+			if got := nologin(t, driver, dsn, "bob"); got.Valid {
+				t.Fatalf("older hold after unhold: nologin = %q", got.String)
+			}
+			// A site's own nologin is neither overwritten nor cleared.
+			if err := d.SetHold(ctx, "zoë", directory.HoldReason); err != nil {
+				t.Fatal(err)
+			}
+			if err := d.ClearHold(ctx, "zoë"); err != nil {
+				t.Fatal(err)
+			}
+			if got := nologin(t, driver, dsn, "zoë"); got.String != "Account disabled" {
+				t.Fatalf("site's nologin = %q", got.String)
+			}
+			// A reason unhold could not clear is refused.
+			if err := d.SetHold(ctx, "alice", "gone fishing"); err == nil {
+				t.Fatal("SetHold with a reason of its own succeeded")
+			}
+			if got := nologin(t, driver, dsn, "alice"); got.Valid {
+				t.Fatalf("refused hold wrote %q", got.String)
 			}
 		})
 	}

@@ -118,11 +118,7 @@ func entryOf(get func(int) []byte) (directory.Entry, error) {
 	if e.GID, err = id(get(colGID)); err != nil {
 		return e, fmt.Errorf("gid %q is not a number", get(colGID))
 	}
-	held, err := yes(get(colHeld))
-	if err != nil {
-		return e, err
-	}
-	e.Held = held
+	e.Held = held(get(colHeld))
 	return e, nil
 }
 
@@ -146,18 +142,38 @@ func id(b []byte) (int, error) {
 	return n, nil
 }
 
-// yes reads a held column: a boolean, 1/0, or Y/N; NULL is no.
-func yes(v []byte) (bool, error) {
+// held reads a held column, which says whether maildist's hold marker
+// is set. It may be a boolean (true/false, t/f, yes/no, y/n), a number
+// (0 is no), or the text of the marker itself (nologin AS held): either
+// wording of maildist's reason (HoldReason, or directory.HoldReason that
+// an older maildist wrote) is held; NULL, empty, or any other text (a
+// nologin the site set for reasons of its own) is not held by maildist.
+func held(v []byte) bool {
 	v = bytes.TrimSpace(v)
-	for _, w := range []string{"", "0", "f", "false", "n", "no"} {
+	if len(v) == 0 {
+		return false
+	}
+	for _, w := range []string{"0", "f", "false", "n", "no"} {
 		if bytes.EqualFold(v, []byte(w)) {
-			return false, nil
+			return false
 		}
 	}
-	for _, w := range []string{"1", "t", "true", "y", "yes"} {
+	for _, w := range []string{"t", "true", "y", "yes"} {
 		if bytes.EqualFold(v, []byte(w)) {
-			return true, nil
+			return true
 		}
 	}
-	return false, fmt.Errorf("held %q is not yes or no (want a boolean, 1/0 or Y/N)", v)
+	if digits(v) {
+		return len(bytes.TrimLeft(v, "0")) > 0
+	}
+	return isReason(string(v))
+}
+
+func digits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
 }

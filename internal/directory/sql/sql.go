@@ -25,10 +25,22 @@ type Queries struct {
 	Hold, Unhold         string // both or neither
 }
 
-// DefaultQueries work on DefaultSchema.
+// HoldReason is the reason a held user's login is refused with, the
+// value of :reason. A column can hold spaces, so users read words rather
+// than passwd-file's directory.HoldReason (which Dovecot would cut at the
+// first space there). A marker with directory.HoldReason, as maildist
+// wrote before, is still taken for maildist's and cleared by unhold.
+const HoldReason = "Mailbox is being moved, try again in a few minutes"
+
+// isReason reports whether s is maildist's hold reason, in either
+// wording.
+func isReason(s string) bool { return s == HoldReason || s == directory.HoldReason }
+
+// DefaultQueries work on DefaultSchema. The held column is the nologin
+// text: it counts as held when it is maildist's reason (see held).
 var DefaultQueries = Queries{
-	List:   "SELECT username, home, uid, gid, host, CASE WHEN nologin = :reason THEN 1 ELSE 0 END AS held FROM users",
-	Lookup: "SELECT username, home, uid, gid, host, CASE WHEN nologin = :reason THEN 1 ELSE 0 END AS held FROM users WHERE username = :user",
+	List:   "SELECT username, home, uid, gid, host, nologin AS held FROM users",
+	Lookup: "SELECT username, home, uid, gid, host, nologin AS held FROM users WHERE username = :user",
 	Switch: "UPDATE users SET home = :new_home, host = COALESCE(:new_host, host) WHERE username = :user AND home = :old_home",
 	Hold:   "UPDATE users SET nologin = :reason WHERE username = :user AND nologin IS NULL",
 	Unhold: "UPDATE users SET nologin = NULL WHERE username = :user AND nologin = :reason",
@@ -227,7 +239,7 @@ func (d *DB) List(ctx context.Context) ([]directory.Entry, error) {
 	var bad []error
 	err := d.retry(ctx, "list", func() error {
 		out, bad = nil, nil
-		return d.query(ctx, d.list, map[string]any{q.Reason: directory.HoldReason}, func(row int, e directory.Entry, host string, err error) {
+		return d.query(ctx, d.list, map[string]any{q.Reason: HoldReason}, func(row int, e directory.Entry, host string, err error) {
 			if err != nil {
 				bad = append(bad, err)
 				return
@@ -252,7 +264,7 @@ func (d *DB) Lookup(ctx context.Context, user string) (directory.Entry, error) {
 	var bad error
 	err := d.retry(ctx, "lookup "+user, func() error {
 		found, bad = nil, nil
-		return d.query(ctx, d.lookup, map[string]any{q.User: user, q.Reason: directory.HoldReason}, func(row int, e directory.Entry, host string, err error) {
+		return d.query(ctx, d.lookup, map[string]any{q.User: user, q.Reason: HoldReason}, func(row int, e directory.Entry, host string, err error) {
 			if err != nil {
 				bad = err
 				return
@@ -319,10 +331,17 @@ func (d *DB) Switch(ctx context.Context, user, oldHome, newHome string) error {
 	return fmt.Errorf("switch %s: home is %s, not %s: %w", user, e.Home, oldHome, directory.ErrChanged)
 }
 
-// SetHold runs the hold query. Without hold queries it does nothing.
+// SetHold runs the hold query with :reason = HoldReason. reason must be
+// maildist's (directory.HoldReason, which passwd-file needs, or
+// HoldReason): a reason of another text could not be told from the
+// site's own nologin, nor cleared by unhold. Without hold queries it does
+// nothing.
 func (d *DB) SetHold(ctx context.Context, user, reason string) error {
 	if d.hold.q == nil {
 		return nil
+	}
+	if !isReason(reason) {
+		return fmt.Errorf("hold %s: reason %q: the sql directory holds only with maildist's reason %q", user, reason, HoldReason)
 	}
 	// First make sure the user is there: a hold query that inserts into a
 	// table of its own would happily mark a user who does not exist.
@@ -330,22 +349,31 @@ func (d *DB) SetHold(ctx context.Context, user, reason string) error {
 		return fmt.Errorf("hold %s: %w", user, err)
 	}
 	return d.retry(ctx, "hold "+user, func() error {
-		_, err := d.write(ctx, d.hold, map[string]any{q.User: user, q.Reason: reason})
+		_, err := d.write(ctx, d.hold, map[string]any{q.User: user, q.Reason: HoldReason})
 		return err
 	})
 }
 
-// ClearHold runs the unhold query. Without hold queries it does nothing.
+// ClearHold runs the unhold query with :reason = HoldReason and, if that
+// changed no row, once more with directory.HoldReason: a user held by an
+// older maildist, with passwd-file's wording, is released too. Without
+// hold queries it does nothing.
 func (d *DB) ClearHold(ctx context.Context, user string) error {
 	if d.unhold.q == nil {
 		return nil
 	}
 	var n int64
-	err := d.retry(ctx, "unhold "+user, func() error {
-		var err error
-		n, err = d.write(ctx, d.unhold, map[string]any{q.User: user, q.Reason: directory.HoldReason})
-		return err
-	})
+	var err error
+	for _, reason := range []string{HoldReason, directory.HoldReason} {
+		err = d.retry(ctx, "unhold "+user, func() error {
+			var err error
+			n, err = d.write(ctx, d.unhold, map[string]any{q.User: user, q.Reason: reason})
+			return err
+		})
+		if err != nil || n > 0 {
+			break
+		}
+	}
 	if err == nil && n == 0 {
 		if _, lerr := d.Lookup(ctx, user); errors.Is(lerr, directory.ErrNotFound) {
 			return fmt.Errorf("unhold %s: %w", user, lerr)

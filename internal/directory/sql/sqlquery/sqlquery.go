@@ -15,7 +15,7 @@ const (
 	OldHost    = "old_host"    // switch: the host of old_home
 	NewHost    = "new_host"    // switch: the host of new_home
 	DelayUntil = "delay_until" // switch: Unix seconds until which a proxy holds new logins
-	Reason     = "reason"      // the hold marker's reason (directory.HoldReason)
+	Reason     = "reason"      // the hold marker's reason (sql.HoldReason)
 )
 
 // Kind is one of the queries a directory runs.

@@ -8,10 +8,12 @@ import (
 	"testing"
 
 	"github.com/maildist/maildist/internal/directory"
+	dirsql "github.com/maildist/maildist/internal/directory/sql"
 )
 
 // Dovecot reads the default schema through DovecotSQL: homes and ids from
-// userdb, and a held user's nologin and reason from passdb. Skipped where
+// userdb, and a held user's nologin and reason (words with spaces, as
+// the column keeps them) from passdb. Skipped where
 // Dovecot and its SQL drivers are not installed.
 func TestDovecotReadsTheTable(t *testing.T) {
 	if _, err := exec.LookPath("dovecot"); err != nil {
@@ -71,7 +73,7 @@ func TestDovecotReadsTheTable(t *testing.T) {
 			if out := doveadm("user", "alice"); !strings.Contains(out, "/bp04/alice") || !strings.Contains(out, "5001") {
 				t.Errorf("doveadm user alice:\n%s", out)
 			}
-			if out := doveadm("auth", "test", "bob", "password"); !strings.Contains(out, "nologin") || !strings.Contains(out, "reason="+directory.HoldReason) {
+			if out := doveadm("auth", "test", "bob", "password"); !strings.Contains(out, "nologin") || !strings.Contains(out, "reason="+dirsql.HoldReason) {
 				t.Errorf("doveadm auth test bob: a held user must be refused:\n%s", out)
 			}
 			if out := doveadm("auth", "test", "alice", "password"); strings.Contains(out, "nologin") {

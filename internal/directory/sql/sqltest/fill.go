@@ -53,7 +53,7 @@ func Exec(tb testing.TB, driver, dsn string, stmts ...string) {
 
 // Fill makes the default users table (sql.DefaultSchema) and adds the
 // entries, with hostOf(home) in the host column (NULL when hostOf is nil
-// or says ""), and nologin set to directory.HoldReason for held entries.
+// or says ""), and nologin set to sql.HoldReason for held entries.
 func Fill(tb testing.TB, driver, dsn string, entries []directory.Entry, hostOf func(string) string) {
 	tb.Helper()
 	Exec(tb, driver, dsn, dirsql.DefaultSchema)
@@ -94,7 +94,7 @@ func Insert(tb testing.TB, driver, dsn string, entries []directory.Entry, hostOf
 				}
 			}
 			if e.Held {
-				nologin = directory.HoldReason
+				nologin = dirsql.HoldReason
 			}
 			if e.UID >= 0 {
 				uid = e.UID
