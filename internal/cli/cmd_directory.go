@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"time"
@@ -34,6 +35,8 @@ func newDirectoryCommand(g *globals) *cobra.Command {
   bad-entry      a line or row that cannot be read
   bad-name       a user name maildist refuses (/, NUL, leading -, …)
   duplicate      a user with more than one entry
+  unclean-home   a home that is not a clean absolute path (//, a trailing
+                 /, . or .. elements): the survey cannot read it
   no-host        a home under no host's root
   host-mismatch  an SQL host column naming another host than the home's
   missing-home   a home that does not exist on its host
@@ -56,6 +59,7 @@ const (
 	dirBadEntry     = "bad-entry"
 	dirBadName      = "bad-name"
 	dirDuplicate    = "duplicate"
+	dirUncleanHome  = "unclean-home"
 	dirNoHost       = "no-host"
 	dirHostMismatch = "host-mismatch"
 	dirMissingHome  = "missing-home"
@@ -183,6 +187,11 @@ func checkDirectory(ctx context.Context, cfg *config.Config, dir directory.Direc
 			if e.Held {
 				add(dirProblem{Kind: dirHeld, User: u, Home: e.Home, Detail: "maildist's hold marker refuses this user's logins; if no move of the user is under way, run `maildist recover`"})
 			}
+			clean := path.Clean(e.Home)
+			unclean := clean != e.Home || !path.IsAbs(e.Home)
+			if unclean {
+				add(dirProblem{Kind: dirUncleanHome, User: u, Home: e.Home, Detail: fmt.Sprintf("home %q is not a clean absolute path (clean: %s): the survey cannot read it; write it clean in the directory", e.Home, clean)})
+			}
 			h, ok := c.HostOf(e.Home)
 			if !ok {
 				add(dirProblem{Kind: dirNoHost, User: u, Home: e.Home, Detail: fmt.Sprintf("home %s is under no host's root", e.Home)})
@@ -192,6 +201,9 @@ func checkDirectory(ctx context.Context, cfg *config.Config, dir directory.Direc
 			if !h.Local() {
 				res.HomesRemote++
 				continue
+			}
+			if unclean {
+				continue // reported; the survey does not read it either
 			}
 			res.HomesLooked++
 			if p, bad := lookAtHome(h, e); bad {

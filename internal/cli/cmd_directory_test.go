@@ -188,6 +188,47 @@ func TestDirectoryCheckSQL(t *testing.T) {
 	}
 }
 
+// Homes that are not clean absolute paths are reported, and not looked
+// at (the survey cannot read them either), even when the folder they
+// would name exists; clean ones are looked at.
+func TestDirectoryCheckUncleanHomes(t *testing.T) {
+	f := newDirFixture(t)
+	for _, d := range []string{"cluster/bp04/bp04/u1", "cluster/bp04/bp04/u2", "cluster/bp04/bp04/u3", "cluster/bp17/bp17/u4"} {
+		if err := os.MkdirAll(filepath.Join(f.dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	passwd := "alice:x:1:1::/bp04/alice:/bin/sh\n" +
+		"u1:x:2:1::/bp04//u1/:/bin/sh\n" +
+		"u2:x:3:1::/bp04/u2/:/bin/sh\n" +
+		"u3:x:4:1::/bp04/./u3:/bin/sh\n" +
+		"u4:x:5:1::/bp17/x/../u4:/bin/sh\n" +
+		"u5:x:6:1::/far//u5:/bin/sh\n" // on an agent host: reported all the same
+	if err := os.WriteFile(filepath.Join(f.dir, "passwd"), []byte(passwd), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.config(t, "[directory]\npath = \"passwd\"")
+	code, out, errs := runMain("--config", cfg, "directory", "check")
+	if code != ExitError {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	for _, want := range []string{
+		`unclean-home  u1: home "/bp04//u1/" is not a clean absolute path (clean: /bp04/u1): the survey cannot read it`,
+		`unclean-home  u2: home "/bp04/u2/" is not a clean absolute path (clean: /bp04/u2)`,
+		`unclean-home  u3: home "/bp04/./u3" is not a clean absolute path (clean: /bp04/u3)`,
+		`unclean-home  u4: home "/bp17/x/../u4" is not a clean absolute path (clean: /bp17/u4)`,
+		`unclean-home  u5: home "/far//u5" is not a clean absolute path (clean: /far/u5)`,
+		"6 entries, 6 users; 1 homes looked at, 1 on agent hosts not looked at; 5 problems",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "missing-home") || strings.Contains(out, "alice") {
+		t.Errorf("only the unclean homes are problems:\n%s", out)
+	}
+}
+
 // sqlDirFixture is a fixture whose directory is the default SQL table of
 // a driver, filled by the statements given after the schema; its config
 // has only the two local hosts.
