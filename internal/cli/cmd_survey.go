@@ -291,8 +291,9 @@ func writeSurveySummary(w io.Writer, res *survey.Result, hosts []survey.HostSumm
 	l := res.Log
 	if l.Files > 0 || res.Sessions > 0 {
 		st := res.Pairing
-		fmt.Fprintf(w, "survey: logs: %d files, %d lines, %s; %d logins, %d sessions paired, %d closed by a restart, %d by a dead process, %d still open at the end; %d ends without a login\n",
-			l.Files, l.Lines, humanBytes(l.Bytes), st.Logins, st.Paired(), st.Closed[dovelog.ClosedByRestart], st.Closed[dovelog.ClosedByChild], st.Closed[dovelog.ClosedAtEnd], st.Unmatched)
+		fmt.Fprintf(w, "survey: logs: %d files, %d lines, %s; %d logins, %d sessions paired, %d closed by a restart, %d by a dead process, %d by a reused pid, %d still open at the end; %d ends without a login\n",
+			l.Files, l.Lines, humanBytes(l.Bytes), st.Logins, st.Paired(), st.Closed[dovelog.ClosedByRestart], st.Closed[dovelog.ClosedByChild],
+			st.Closed[dovelog.ClosedByPidReused], st.Closed[dovelog.ClosedAtEnd], st.Unmatched)
 		var skipped []string
 		for k := dovelog.Kind(0); k < dovelog.NumKinds; k++ {
 			switch k {
@@ -379,6 +380,7 @@ func writeSurveyJSON(w io.Writer, run, path string, res *survey.Result, hosts []
 		Paired          int64 `json:"paired"`
 		ClosedByRestart int64 `json:"closed_by_restart"`
 		ClosedByChild   int64 `json:"closed_by_dead_process"`
+		ClosedByPid     int64 `json:"closed_by_reused_pid"`
 		ClosedAtEnd     int64 `json:"open_at_end"`
 		Unmatched       int64 `json:"ends_without_login"`
 		FromFiles       int   `json:"from_sessions_files"`
@@ -399,6 +401,7 @@ func writeSurveyJSON(w io.Writer, run, path string, res *survey.Result, hosts []
 		Logs: logsJSON{Files: res.Log.Files, Lines: res.Log.Lines, Bytes: res.Log.Bytes, ByKind: map[string]int64{}, Malformed: []string{}},
 		Sessions: sessionsJSON{Logins: res.Pairing.Logins, Paired: res.Pairing.Paired(),
 			ClosedByRestart: res.Pairing.Closed[dovelog.ClosedByRestart], ClosedByChild: res.Pairing.Closed[dovelog.ClosedByChild],
+			ClosedByPid: res.Pairing.Closed[dovelog.ClosedByPidReused],
 			ClosedAtEnd: res.Pairing.Closed[dovelog.ClosedAtEnd], Unmatched: res.Pairing.Unmatched,
 			FromFiles: res.Sessions, LogUsers: res.LogUsers},
 		Problems: []string{},

@@ -31,10 +31,13 @@
 // further back it is malformed, not placed years before every other line.
 //
 // Failed logins, delivery (lmtp, lda) and every other line are counted by
-// kind and never make a session. Dovecot 1.x's login "PID=" is the login
-// process's pid, not the mail process's, so it does not pair anything. A
-// master that is stopped ("Killed with signal") ends its host's sessions
-// as a restart does.
+// kind and never make a session. A master that is stopped ("Killed with
+// signal") ends its host's sessions as a restart does. A session whose end
+// line is lost ends when its mail process's pid comes back in another
+// login's mpid= on the same host (the process must have ended for its pid
+// to be handed out again). Dovecot 1.x's login "PID=" is the login
+// process's pid, not the mail process's, and one login process serves
+// many logins at once: it neither pairs nor ends anything.
 //
 // Memory: the pairer keeps the sessions open now and one 64-byte record
 // a user (with the name); it never grows with the length of the log. The

@@ -11,15 +11,16 @@ type Close uint8
 
 // Ways a session ends.
 const (
-	ClosedByLogout   Close = iota // an end line of the session itself
-	ClosedByRestart               // Dovecot restarted or stopped on the host
-	ClosedByChild                 // the mail process died
-	ClosedAtEnd                   // still open at the end of the log: counted up to its last line
-	ClosedByReplaced              // a new login reused the session id
+	ClosedByLogout    Close = iota // an end line of the session itself
+	ClosedByRestart                // Dovecot restarted or stopped on the host
+	ClosedByChild                  // the mail process died
+	ClosedAtEnd                    // still open at the end of the log: counted up to its last line
+	ClosedByReplaced               // a new login reused the session id
+	ClosedByPidReused              // a new login got the session's mail process pid: that process had ended
 	numCloses
 )
 
-var closeNames = [numCloses]string{"logout", "restart", "child-gone", "end-of-log", "replaced"}
+var closeNames = [numCloses]string{"logout", "restart", "child-gone", "end-of-log", "replaced", "pid-reused"}
 
 func (c Close) String() string {
 	if c < numCloses {
@@ -69,6 +70,7 @@ type Stats struct {
 	Closed       [numCloses]int64 // sessions closed, by how
 	Unmatched    int64            // end lines with no open session (a login before the log began)
 	UnknownUsers int64            // distinct log names Normalize did not know
+	Counted      int64            // sessions that overlap the window
 }
 
 // Paired is the number of sessions whose end line was found.
@@ -101,6 +103,15 @@ func (ev *Event) rec() rec {
 // takes the open session with that id; else one with a pid takes the
 // user's oldest open session of that pid; else the user's oldest open
 // session of the service. Ids that are present on both sides must agree.
+//
+// A session whose end line is lost does not stay open to the end of the
+// log when its mail process pid (a login's mpid=) comes back: a login
+// whose mpid is that of an open session on the same host, of any user,
+// closes that session at the new login's time, since the old process
+// must have ended for the system to hand its pid out again (an IMAP or
+// POP3 process serves one connection at a time: client_limit = 1, as
+// Dovecot ships). A login without mpid (Dovecot 1.x's PID= is the login
+// process, which serves many logins at once) closes nothing.
 type Pairer struct {
 	opt          PairOptions
 	since, until int64
@@ -117,6 +128,7 @@ type Pairer struct {
 	sess   []sessRec
 	free   int32     // free list head through next, -1 if empty
 	bySID  *sidTable // sidKey → sess index
+	byPID  *sidTable // pidKey → sess index: the newest open session of a mail process
 	open   int64
 	maxT   []int64 // per source: latest time seen, minInt64 if none
 	stats  Stats
@@ -132,6 +144,21 @@ type hostKey struct {
 // faster way of pairing: the session is still found by the user's list.
 func sidKey(host int32, sid uint64) uint64 {
 	k := sid ^ (uint64(host)+1)*0x9e3779b97f4a7c15
+	if k == 0 {
+		k = 1
+	}
+	return k
+}
+
+// pidKey mixes a host and a pid into a table key (a finaliser of
+// splitmix64, so that the low bits the table probes on depend on both).
+func pidKey(host int32, pid int32) uint64 {
+	k := uint64(uint32(host))<<32 | uint64(uint32(pid))
+	k ^= k >> 30
+	k *= 0xbf58476d1ce4e5b9
+	k ^= k >> 27
+	k *= 0x94d049bb133111eb
+	k ^= k >> 31
 	if k == 0 {
 		k = 1
 	}
@@ -178,6 +205,7 @@ func NewPairer(opt PairOptions) *Pairer {
 		lastID: -1,
 		free:   -1,
 		bySID:  newSidTable(),
+		byPID:  newSidTable(),
 	}
 	if !opt.Since.IsZero() {
 		p.since = opt.Since.UnixNano()
@@ -219,10 +247,15 @@ func (p *Pairer) add(src int, r *rec) {
 		h := p.hostID(src, r.host)
 		p.closeWhere(r.time, ClosedByRestart, func(s *sessRec) bool { return s.host == h })
 	case ChildGone:
+		if r.pid == 0 {
+			return
+		}
 		h := p.hostID(src, r.host)
-		p.closeWhere(r.time, ClosedByChild, func(s *sessRec) bool {
-			return s.host == h && s.pid == r.pid && s.svc == r.svc
-		})
+		if i, ok := p.byPID.get(pidKey(h, r.pid)); ok {
+			if s := &p.sess[i]; s.live && s.host == h && s.pid == r.pid && s.svc == r.svc {
+				p.close(i, r.time, ClosedByChild)
+			}
+		}
 	}
 }
 
@@ -319,11 +352,19 @@ func (p *Pairer) login(src int, ev *rec) {
 			p.close(old, ev.time, ClosedByReplaced)
 		}
 	}
+	if ev.pid != 0 {
+		if old, ok := p.byPID.get(pidKey(h, ev.pid)); ok && p.sess[old].live && p.sess[old].pid == ev.pid && p.sess[old].host == h {
+			p.close(old, ev.time, ClosedByPidReused)
+		}
+	}
 	i := p.alloc()
 	s := &p.sess[i]
 	*s = sessRec{key: ev.userHash, user: u, host: h, pid: ev.pid, svc: ev.svc, live: true, sid: sid, start: ev.time, prev: -1, next: -1}
 	if sid != 0 {
 		p.bySID.set(sidKey(h, sid), i)
+	}
+	if ev.pid != 0 {
+		p.byPID.set(pidKey(h, ev.pid), i)
 	}
 	ua := p.users.at(u)
 	if ua.tail >= 0 {
@@ -415,9 +456,16 @@ func (p *Pairer) close(i int32, t int64, how Close) {
 			p.bySID.del(k)
 		}
 	}
+	if s.pid != 0 {
+		k := pidKey(s.host, s.pid)
+		if j, ok := p.byPID.get(k); ok && j == i {
+			p.byPID.del(k)
+		}
+	}
 	end := max(t, s.start)
 	counted := s.start <= p.until && (s.start >= p.since || end > p.since)
 	if counted {
+		p.stats.Counted++
 		ua.sessions++
 		if s.start > ua.last {
 			ua.last = s.start

@@ -189,6 +189,72 @@ func TestPairing(t *testing.T) {
 			want: map[string]userWant{"a": {300, 2, "10:00:30"}},
 		},
 		{
+			name: "a reused mail process pid ends the session whose end line was lost",
+			texts: [][]string{{
+				login("10:00:00", "alice", ", mpid=100, TLS, session=<s1>") + // her logout is lost
+					login("10:10:00", "bob", ", mpid=100, TLS, session=<s2>") + // pid 100 again: alice's process had ended
+					"Sep 13 10:20:00 imap(bob)<100><s2>: Info: Logged out in=1 out=2\n" +
+					"Sep 13 10:30:00 auth: Info: something\n",
+			}},
+			want: map[string]userWant{"alice": {600, 1, "10:00:00"}, "bob": {600, 1, "10:10:00"}},
+			stats: func(s Stats) string {
+				return check(s.Closed[ClosedByPidReused] == 1 && s.Closed[ClosedAtEnd] == 0 && s.Paired() == 1, "one pid-reused close, one logout")
+			},
+		},
+		{
+			name: "a reused pid without session ids (2.2), and by the same user",
+			texts: [][]string{{
+				login("10:00:00", "alice", ", mpid=100") +
+					login("10:05:00", "alice", ", mpid=100") + // the first one's logout was lost
+					login("10:06:00", "carol", ", mpid=100") + // and the second's
+					"Sep 13 10:07:00 imap(carol): Disconnected: Logged out in=1 out=2\n" +
+					"Sep 13 10:30:00 auth: Info: something\n",
+			}},
+			want:  map[string]userWant{"alice": {360, 2, "10:05:00"}, "carol": {60, 1, "10:06:00"}},
+			stats: func(s Stats) string { return check(s.Closed[ClosedByPidReused] == 2, "two pid-reused closes") },
+		},
+		{
+			name: "the same pid on another host is another process",
+			texts: [][]string{{
+				"Sep 13 10:00:00 h1 dovecot: imap-login: Login: user=<alice>, mpid=100, session=<a>\n" +
+					"Sep 13 10:10:00 h2 dovecot: imap-login: Login: user=<bob>, mpid=100, session=<b>\n" +
+					"Sep 13 10:20:00 h1 dovecot: imap(alice)<100><a>: Logged out\n" +
+					"Sep 13 10:30:00 h2 dovecot: imap(bob)<100><b>: Logged out\n",
+			}},
+			want:  map[string]userWant{"alice": {1200, 1, "10:00:00"}, "bob": {1200, 1, "10:10:00"}},
+			stats: func(s Stats) string { return check(s.Closed[ClosedByPidReused] == 0, "no pid-reused close") },
+		},
+		{
+			// Dovecot 1.x's PID= is the login process's: one login process
+			// serves many logins at once (the lograptor sample has three
+			// logins and a failed one with PID=12150 within ten seconds), so
+			// its reuse says nothing about the end of a session.
+			name: "a reused 1.x login PID ends nothing",
+			texts: [][]string{{
+				"Apr  1 10:00:03 raptor dovecot: imap-login: Login: user=<triceratops>, PID=12150, method=PLAIN, rip=192.168.41.96, lip=192.168.190.13\n" +
+					"Apr  1 10:00:12 raptor dovecot: imap-login: Login: user=<tarbosauros>, PID=12150, method=PLAIN, rip=192.168.19.178, lip=192.168.190.13, TLS\n" +
+					"Apr  1 10:01:03 raptor dovecot: IMAP(triceratops): Disconnected: Logged out bytes=1719/139719\n" +
+					"Apr  1 10:01:12 raptor dovecot: IMAP(tarbosauros): Disconnected: Logged out bytes=807/3976\n",
+			}},
+			want: map[string]userWant{"triceratops": {60, 1, "10:00:03"}, "tarbosauros": {60, 1, "10:00:12"}},
+			stats: func(s Stats) string {
+				return check(s.Closed[ClosedByPidReused] == 0 && s.Paired() == 2, "both paired by their logouts")
+			},
+		},
+		{
+			name: "a dead process ends the session of its pid, not an older one's",
+			texts: [][]string{{
+				login("10:00:00", "alice", ", mpid=100, session=<s1>") +
+					login("10:10:00", "bob", ", mpid=100, session=<s2>") +
+					"Sep 13 10:15:00 master: Error: service(imap): child 100 killed with signal 9\n" +
+					"Sep 13 10:30:00 auth: Info: something\n",
+			}},
+			want: map[string]userWant{"alice": {600, 1, "10:00:00"}, "bob": {300, 1, "10:10:00"}},
+			stats: func(s Stats) string {
+				return check(s.Closed[ClosedByPidReused] == 1 && s.Closed[ClosedByChild] == 1, "one of each")
+			},
+		},
+		{
 			name: "user names normalised",
 			opt: PairOptions{Normalize: func(s string) (string, bool) {
 				s = strings.TrimSuffix(s, "@example.edu")
