@@ -21,7 +21,8 @@ type DiskReader interface {
 	// Usage walks the home (a host-absolute path) and returns the space it
 	// takes (allocated blocks, each inode once, folders too: what
 	// `du --block-size=1 -s` says) and the messages in it (files in cur/
-	// and new/ of every Maildir folder, and "From " lines of mbox files).
+	// and new/ of every Maildir folder: one that has cur/ or new/; and
+	// "From " lines of mbox files).
 	// It never follows a symlink. A home that does not exist gives
 	// ErrMissingHome; any other error comes with what was counted so far.
 	Usage(ctx context.Context, h *cluster.Host, home string) (bytes, messages int64, err error)
@@ -181,7 +182,9 @@ func (w *walker) dir(fd int, path string, kind dirKind) {
 	if err != nil {
 		w.errs = append(w.errs, &fs.PathError{Op: "readdir", Path: path, Err: err})
 	}
-	maildir := hasCur && hasNew
+	// Dovecot takes a folder with cur/ for a mailbox and makes new/ and
+	// tmp/ when it needs them; new/ alone holds mail too.
+	maildir := hasCur || hasNew
 	if !maildir {
 		// The files at the top of a Maildir folder are Dovecot's own
 		// (subscriptions, uidlist, indexes): only elsewhere may one be

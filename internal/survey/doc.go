@@ -10,8 +10,10 @@
 //
 // Words: bytes are allocated blocks, each inode once, folders included,
 // as `du --block-size=1 -s` counts them; messages are the files in cur/
-// and new/ of every Maildir folder (a folder that has both cur/ and new/:
-// the home's Maildir, Maildir++ dot-folders, any other) plus the "From "
+// and new/ of every Maildir folder (a folder that has cur/ or new/, as
+// Dovecot sees a mailbox in a folder with cur/ and makes new/ and tmp/
+// when it needs them: the home's Maildir, Maildir++ dot-folders such as
+// an archive's .Archive.2020 with cur/ alone, any other) plus the "From "
 // lines of mbox files (regular files outside Maildir folders that start
 // with "From "). Connect time is the length of the union of a user's
 // sessions within the window; three parallel connections count once.

@@ -78,8 +78,8 @@ func TestSurveyHomes(t *testing.T) {
 		"Maildir/.Sent/new/":               "",
 		"Maildir/.Sent/tmp/":               "",
 		"Maildir/.Sent/maildirfolder":      "",
-		"Maildir/.Drafts/cur/":             "", // no new/: not a Maildir folder
-		"Maildir/.Drafts/cur/x":            "not counted",
+		"Maildir/.Drafts/cur/":             "", // no new/ or tmp/: a Maildir folder all the same
+		"Maildir/.Drafts/cur/x":            "a draft",
 		"Maildir/.Sent.2024/cur/6.f:2,S":   "archived\n",
 		"Maildir/.Sent.2024/new/7.g":       "archived, new\n",
 		"mail/saved":                       "From a@b Mon Jan  1 00:00:00 2024\nSubject: x\n\n>From the start\nFrom nowhere: not at a line start? yes it is\n\nFrom c@d Tue Jan  2 00:00:00 2024\nSubject: y\n\nbody\n",
@@ -162,10 +162,11 @@ func TestSurveyHomes(t *testing.T) {
 			}
 			continue
 		}
-		// cur+new files: 1,2,3 + Sent 5 + Sent.2024 6,7 + Trash 8,9 = 8;
-		// mbox "saved": 3 "From " lines. The symlinks count as nothing.
-		if m := got["alice"].Messages; m != 8+3 {
-			t.Errorf("alice messages = %d, want 11", m)
+		// cur+new files: 1,2,3 + Sent 5 + Sent.2024 6,7 + Trash 8,9 +
+		// Drafts x = 9; mbox "saved": 3 "From " lines. The symlinks count
+		// as nothing.
+		if m := got["alice"].Messages; m != 9+3 {
+			t.Errorf("alice messages = %d, want 12", m)
 		}
 		for _, name := range []string{"alice", "bob"} {
 			dir := filepath.Join(root, got[name].Host, got[name].Home)
@@ -173,6 +174,40 @@ func TestSurveyHomes(t *testing.T) {
 				t.Errorf("%s bytes = %d, du says %d", name, got[name].Bytes, du)
 			}
 		}
+	}
+}
+
+// A Maildir folder is one with cur/ or new/: an archive folder that only
+// ever got cur/ counts, and so does one with new/ alone; the files at the
+// top of such a folder are Dovecot's, never an mbox.
+func TestMaildirFoldersWithCurOrNew(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "alice")
+	tree(t, home, map[string]string{
+		"Maildir/cur/1:2,S":                     "one",
+		"Maildir/new/2":                         "two",
+		"Maildir/tmp/3":                         "not yet",
+		"Maildir/.Archive.2020/cur/a1":          "archived",
+		"Maildir/.Archive.2020/cur/a2:2,S":      "archived",
+		"Maildir/.Archive.2020/dovecot-uidlist": "From the uidlist: no mbox",
+		"Maildir/.Archive.2021/new/b1":          "only new/",
+		"Maildir/.Archive.2021/tmp/b2":          "in tmp/ of a folder with new/: not yet a message",
+		"Maildir/.Empty/tmp/c1":                 "tmp/ alone: no mailbox, no message",
+		"Maildir/.Junk/cur/":                    "",
+		"Maildir/.Junk/tmp/":                    "",
+	})
+	h := &cluster.Host{Name: "h", Root: "/", FSRoot: "/"}
+	b, msgs, err := LocalDisk{}.Usage(context.Background(), h, home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgs != 5 {
+		t.Errorf("%d messages, want 5 (cur/ 1, new/ 2, .Archive.2020/cur a1 a2, .Archive.2021/new b1)", msgs)
+	}
+	if want := findMessages(t, home); msgs != want {
+		t.Errorf("%d messages, find counts %d files in cur/ and new/", msgs, want)
+	}
+	if du := duBytes(t, home); b != du {
+		t.Errorf("bytes = %d, du says %d", b, du)
 	}
 }
 
