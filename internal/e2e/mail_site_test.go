@@ -23,9 +23,12 @@ import (
 
 	"github.com/maildist/maildist/internal/config"
 	"github.com/maildist/maildist/internal/delivery"
+	"github.com/maildist/maildist/internal/directory"
+	"github.com/maildist/maildist/internal/directory/sql/sqltest"
 	"github.com/maildist/maildist/internal/mailtest"
 	"github.com/maildist/maildist/internal/runstate"
 	"github.com/maildist/maildist/internal/sandbox"
+	"github.com/maildist/maildist/internal/wire"
 )
 
 // The end-to-end tests with real servers (mail_*_test.go) run a sandbox
@@ -47,6 +50,9 @@ type siteOptions struct {
 	// rootMode is the mode of every host root: 0711 keeps users from
 	// recreating a home; 0777 is the misconfiguration.
 	rootMode os.FileMode
+	// sql, if set, keeps the directory in an SQL table of that driver
+	// (sqlite or postgres), which Dovecot's passdb and userdb read too.
+	sql string
 }
 
 // mailSite is a sandbox cluster served by a real Dovecot and Postfix.
@@ -62,6 +68,8 @@ type mailSite struct {
 	users  []sandbox.User // with homes
 	pass   map[string]string
 	sess   *sessionLog
+	sql    string // driver, when the directory is an SQL table
+	dsn    string
 }
 
 func newMailSite(t *testing.T, opt siteOptions) *mailSite {
@@ -104,7 +112,11 @@ func newMailSite(t *testing.T, opt siteOptions) *mailSite {
 	if err := os.WriteFile(s.passwd, []byte(pw.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.dc = mailtest.StartDovecot(t, mailtest.DovecotOptions{Dir: filepath.Join(dir, "dovecot"), Passwd: s.passwd, Domain: mailDomain})
+	dopt := mailtest.DovecotOptions{Dir: filepath.Join(dir, "dovecot"), Passwd: s.passwd, Domain: mailDomain}
+	if opt.sql != "" {
+		s.toSQL(opt.sql, &dopt)
+	}
+	s.dc = mailtest.StartDovecot(t, dopt)
 	s.pf = mailtest.StartPostfix(t, mailtest.PostfixOptions{Dir: filepath.Join(dir, "postfix"), Domain: mailDomain, LMTP: s.dc.LMTP})
 	t.Logf("site of %d users on %d hosts, Dovecot and Postfix up in %v", len(s.users), len(opt.hosts), time.Since(start).Round(time.Millisecond))
 	t.Cleanup(func() {
@@ -154,11 +166,7 @@ func (s *mailSite) writeConfig(sc siteConfig) {
 state_dir = "state"
 home_layout = "{root}/{user}"
 
-[directory]
-type = "passwd"
-path = %q
-hold_marker = %t
-
+%s
 [activity]
 source = "doveadm"
 doveadm = %s
@@ -175,7 +183,7 @@ margin = 0
 
 [survey]
 logs = [%q]
-`, mailDomain, s.passwd, sc.marker, q(s.dc.Doveadm()...), sc.hold, s.pf.ConfigDir, "hash:"+s.pf.TransportMap,
+`, mailDomain, s.directoryTOML(sc.marker), q(s.dc.Doveadm()...), sc.hold, s.pf.ConfigDir, "hash:"+s.pf.TransportMap,
 		q(s.pf.Argv("postqueue", "-j")...), q(s.pf.Argv("postqueue", "-f")...), sc.settle, sc.surveyLog)
 	for _, h := range s.c.Hosts {
 		fmt.Fprintf(&b, "\n[[host]]\nname = %q\npool = \"bp\"\nroot = %q\nfsroot = \"/\"\ndrain = %t\n", h.Name, s.roots[h.Name], h.Name == sc.drain)
@@ -188,9 +196,73 @@ logs = [%q]
 	}
 }
 
-// home is where the passwd-file says user lives now.
+// directoryTOML is the config's [directory] table.
+func (s *mailSite) directoryTOML(marker bool) string {
+	if s.sql != "" {
+		return sqltest.DirectoryTOML(s.sql, s.dsn)
+	}
+	return fmt.Sprintf("[directory]\ntype = \"passwd\"\npath = %q\nhold_marker = %t\n", s.passwd, marker)
+}
+
+// toSQL moves the site's users into a table of the default schema, and
+// has Dovecot read them from there.
+func (s *mailSite) toSQL(driver string, dopt *mailtest.DovecotOptions) {
+	s.t.Helper()
+	module := map[string]string{"sqlite": "sqlite", "postgres": "pgsql"}[driver]
+	if m, _ := filepath.Glob("/usr/lib/dovecot/modules/*driver_" + module + "*"); len(m) == 0 {
+		if os.Getenv(mailtest.RequiredEnv) != "" {
+			s.t.Fatalf("Dovecot has no %s driver (apt-get install dovecot-%s)", module, module)
+		}
+		s.t.Skipf("Dovecot has no %s driver (apt-get install dovecot-%s)", module, module)
+	}
+	var es []directory.Entry
+	for _, u := range s.c.Users {
+		es = append(es, directory.Entry{User: u.Name, Home: s.c.RealPath(u.Home), UID: u.UID, GID: u.GID})
+		s.pass[u.Name] = "password" // sqltest's Dovecot queries give every user this one
+	}
+	s.sql, s.dsn = driver, sqltest.Database(s.t, driver)
+	sqltest.Fill(s.t, driver, s.dsn, es, func(home string) string {
+		for name, root := range s.roots {
+			if strings.HasPrefix(home, root+"/") {
+				return name
+			}
+		}
+		return ""
+	})
+	if driver == "sqlite" {
+		// Dovecot's auth processes do not run as root.
+		db := strings.TrimPrefix(strings.SplitN(s.dsn, "?", 2)[0], "file:")
+		if err := mailtest.OpenPath(filepath.Dir(db)); err != nil {
+			s.t.Fatal(err)
+		}
+		os.Chmod(db, 0o644)
+	}
+	conf, err := sqltest.DovecotSQL(driver, s.dsn)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	dopt.Passwd, dopt.SQL = "", conf
+}
+
+// home is where the directory says user lives now.
 func (s *mailSite) home(user string) string {
 	s.t.Helper()
+	if s.sql != "" {
+		cfg, err := config.Load(s.config)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		d, err := wire.Directory(cfg)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		defer d.Close()
+		e, err := d.Lookup(context.Background(), user)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		return e.Home
+	}
 	b, err := os.ReadFile(s.passwd)
 	if err != nil {
 		s.t.Fatal(err)
