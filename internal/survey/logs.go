@@ -2,10 +2,12 @@ package survey
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -139,13 +141,56 @@ func (c counted) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// fileErr is a file's error without the file's name, for messages that
+// name it already ("read log X: open: permission denied").
+type fileErr struct{ *fs.PathError }
+
+func (e fileErr) Error() string { return e.Op + ": " + e.Err.Error() }
+func (e fileErr) Unwrap() error { return e.PathError }
+
+func bare(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fileErr{pe}
+	}
+	return err
+}
+
+// bareReader reads a file, its errors without the file's name.
+type bareReader struct{ r io.Reader }
+
+func (b bareReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = bare(err)
+	}
+	return n, err
+}
+
 type gzFile struct {
-	*gzip.Reader
-	f *os.File
+	zr *gzip.Reader
+	f  *os.File
+}
+
+// Read reads the unpacked text; what goes wrong is said in gzip's terms.
+func (g gzFile) Read(p []byte) (int, error) {
+	n, err := g.zr.Read(p)
+	switch {
+	case err == nil, err == io.EOF:
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		err = errors.New("gzip data cut short (the file ends inside it)")
+	case errors.Is(err, gzip.ErrChecksum):
+		err = errors.New("gzip data damaged (checksum mismatch)")
+	case errors.Is(err, gzip.ErrHeader):
+		err = errors.New("gzip data damaged (bad header after the first member)")
+	default:
+		err = bare(err)
+	}
+	return n, err
 }
 
 func (g gzFile) Close() error {
-	err := g.Reader.Close()
+	err := g.zr.Close()
 	if cerr := g.f.Close(); err == nil {
 		err = cerr
 	}
@@ -159,23 +204,66 @@ type plainFile struct {
 
 func (p plainFile) Close() error { return p.f.Close() }
 
-// opener opens a log file, decompressing .gz, counting bytes read in n.
+// Compressed formats known by their first bytes. Only gzip is unpacked;
+// the others are named so that the operator can unpack them.
+var (
+	gzipMagic  = []byte{0x1f, 0x8b}
+	otherMagic = []struct {
+		magic []byte
+		name  string
+	}{
+		{[]byte{0x28, 0xb5, 0x2f, 0xfd}, "zstd"},
+		{[]byte{0xfd, '7', 'z', 'X', 'Z', 0}, "xz"},
+		{[]byte("BZh"), "bzip2"},
+	}
+)
+
+// opener opens a log file, counting bytes read from it in n. Whether it is
+// gzip is told by its first bytes (a .gz name is not trusted): gzip data
+// is unpacked whatever the name, and a .gz file that is not gzip is an
+// error, as is a file in another compressed format. An empty file is
+// empty whatever its name. Errors do not repeat the file's name: the
+// caller gives it.
 func opener(path string, n *atomic.Int64) func() (io.ReadCloser, error) {
 	return func() (io.ReadCloser, error) {
 		f, err := os.Open(path)
 		if err != nil {
+			return nil, bare(err)
+		}
+		r := counted{bareReader{f}, n}
+		var head [8]byte
+		k, err := io.ReadFull(r, head[:])
+		if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+			f.Close()
 			return nil, err
 		}
-		r := counted{f, n}
-		if strings.HasSuffix(path, ".gz") {
-			zr, err := gzip.NewReader(bufio.NewReaderSize(r, 256<<10))
+		h := head[:k]
+		rest := io.MultiReader(bytes.NewReader(h), r)
+		switch {
+		case bytes.HasPrefix(h, gzipMagic):
+			zr, err := gzip.NewReader(bufio.NewReaderSize(rest, 256<<10))
 			if err != nil {
 				f.Close()
-				return nil, fmt.Errorf("%s: %w", path, err)
+				if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+					return nil, errors.New("gzip data cut short (the file ends inside its header)")
+				}
+				return nil, fmt.Errorf("gzip data damaged: %w", bare(err))
 			}
 			return gzFile{zr, f}, nil
+		case k == 0:
+			return plainFile{rest, f}, nil
 		}
-		return plainFile{r, f}, nil
+		for _, m := range otherMagic {
+			if bytes.HasPrefix(h, m.magic) && (m.name != "bzip2" || k > 3 && h[3] >= '1' && h[3] <= '9') {
+				f.Close()
+				return nil, fmt.Errorf("%s data: only gzip is unpacked; unpack it first", m.name)
+			}
+		}
+		if strings.HasSuffix(path, ".gz") {
+			f.Close()
+			return nil, errors.New("not gzip data, though the name ends in .gz")
+		}
+		return plainFile{rest, f}, nil
 	}
 }
 

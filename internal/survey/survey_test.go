@@ -1,6 +1,7 @@
 package survey
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/maildist/maildist/internal/cluster"
 	"github.com/maildist/maildist/internal/directory"
+	"github.com/maildist/maildist/internal/survey/dovelog"
 )
 
 // duBytes is `du --block-size=1 -s` of a folder.
@@ -405,5 +407,73 @@ func TestRotatedCompressedLogsOfTwoHosts(t *testing.T) {
 	}
 	if res.Pairing.Paired() != 3 || res.Pairing.Unmatched != 0 {
 		t.Errorf("pairing %+v", res.Pairing)
+	}
+}
+
+// Whether a log is gzip is told by its first bytes, not its name, and
+// what is wrong with one is said once, with its name once.
+func TestLogFormatByContent(t *testing.T) {
+	const text = "Mar  1 10:00:00 imap-login: Info: Login: user=<alice>, method=PLAIN, mpid=1, session=<a1>\n" +
+		"Mar  1 10:30:00 imap(alice)<1><a1>: Info: Logged out in=1 out=2\n"
+	c := &cluster.Cluster{Hosts: []*cluster.Host{{Name: "h", Root: "/h", FSRoot: t.TempDir()}}}
+	entries := []directory.Entry{{User: "alice", Home: "/h/alice"}}
+	survey := func(path string) (*Result, error) {
+		ref := time.Date(2025, 3, 2, 0, 0, 0, 0, time.UTC)
+		if err := os.Chtimes(path, ref, ref); err != nil {
+			t.Fatal(err)
+		}
+		return Run(context.Background(), Options{Cluster: c, NoDisk: true, Loc: time.UTC, Logs: []string{path}, Entries: entries})
+	}
+	dir := t.TempDir()
+
+	// gzip data under a plain name is unpacked.
+	gzipFile(t, filepath.Join(dir, "dovecot.log.1"), text)
+	res, err := survey(filepath.Join(dir, "dovecot.log.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Users[0].ConnectS != 1800 || res.Log.ByKind[dovelog.Malformed] != 0 {
+		t.Errorf("gzip named dovecot.log.1: connect_s %d, %d malformed lines; want 1800 and none",
+			res.Users[0].ConnectS, res.Log.ByKind[dovelog.Malformed])
+	}
+
+	// gzip cut short, a .gz that is plain text, and other compressors.
+	var whole bytes.Buffer
+	zw := gzip.NewWriter(&whole)
+	zw.Write([]byte(strings.Repeat(text, 200)))
+	zw.Close()
+	for name, c := range map[string]struct {
+		data []byte
+		why  string
+	}{
+		"plain.log.gz":  {[]byte(text), "not gzip data"},
+		"short.log.gz":  {whole.Bytes()[:whole.Len()/2], "gzip data cut short"},
+		"head.log.gz":   {whole.Bytes()[:5], "gzip data cut short"},
+		"short.log.1":   {whole.Bytes()[:whole.Len()-4], "gzip data cut short"},
+		"dovecot.log.2": {append([]byte{0xfd, '7', 'z', 'X', 'Z', 0}, "xz data"...), "xz data"},
+		"dovecot.log.3": {append([]byte{0x28, 0xb5, 0x2f, 0xfd}, "zstd"...), "zstd data"},
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, c.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := survey(p)
+		if err == nil {
+			t.Errorf("%s: no error, want %q", name, c.why)
+			continue
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, c.why) || strings.Count(msg, p) != 1 || strings.Contains(msg, "unexpected EOF") {
+			t.Errorf("%s: error %q, want %q naming the file once", name, msg, c.why)
+		}
+	}
+
+	// A plain log that starts with "BZh" is still a log.
+	p := filepath.Join(dir, "bz.log")
+	if err := os.WriteFile(p, []byte("BZh is not a timestamp\n"+text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := survey(p); err != nil || res.Users[0].ConnectS != 1800 {
+		t.Errorf("a log starting with BZh: %v", err)
 	}
 }
