@@ -52,8 +52,10 @@ user) and the fewest moves that get there. Writes:
   RUN/report.html   pictures and numbers to approve the plan by
   RUN/plan.json     the options used, so "maildist assign" picks the same users
 
-and prints a wide table: per host users, bytes and connect time now → after,
-its share, and its count in each class after the plan (35-2: two leave).
+and prints a wide table: per host its share (the users its weight alone gives
+it) and its goal (the users the plan can bring it to), users, bytes and
+connect time now→after, and its count in each class now→after (37→35: two
+leave), then the checks report.html opens with.
 
 Classes are cXdY: X the connect-time bucket, Y the disk bucket, 0 for none and
 1-4 split at the quartiles of the non-zero values, or at --thresholds, e.g.
@@ -61,9 +63,15 @@ Classes are cXdY: X the connect-time bucket, Y the disk bucket, 0 for none and
 (c in seconds, or with s/m/h/d; d in bytes, or with K/M/G/T, powers of 1024).
 
 A host with drain = true (or weight 0) is emptied. A host with accept_new =
-false never receives: it keeps at most the ceiling of its share, and if it
-has less, keeps what it has; the accepting hosts share the rest. Users whose
-status is not ok are never moved and are listed.
+false never receives: in each class it keeps at most the ceiling of its
+share, and if it has less, keeps what it has; the accepting hosts share the
+rest, so their goals differ from their shares (the plan says by how much).
+Users whose status is not ok are never moved and are listed.
+
+--tolerance K leaves a host alone in a class while it is within K users of
+its band: fewer moves, looser balance. K is per class and adds up over the
+classes, so a host's total may end far from its goal (a new host can end
+with few users); the plan names such hosts, with what an exact plan gives.
 
 --hosts FILE takes the [[host]] tables from FILE instead of the config, for a
 temporary weighting or to drain a host for this plan only.`,

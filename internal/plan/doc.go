@@ -29,6 +29,13 @@
 //
 // K is the tolerance (--tolerance, default 0): a host inside its band is
 // left alone where the class allows; one outside is brought into it.
+// K is per class, so it adds up over the classes: a host may end up to
+// about K·C users from its total goal (C the classes with users), and a
+// new, empty host, inside the band [0, ⌈s'⌉ + K] of every class whose
+// share s' is below K + 1, may receive nobody at all. The plan plans the same
+// rows once more without the tolerance and names the hosts that end more
+// than K + 1 users from their goals and at least one further than that
+// exact plan would leave them (Reasons, and the report's checks).
 //
 // Among all targets the rule allows, the plan takes those with the fewest
 // moves, Σ max(0, have − target). That least number is
@@ -45,8 +52,9 @@
 // recomputed around it, makes the plan a fixed point: carrying the moves
 // out and planning again moves nobody, which the property tests check.
 // The users such a host lacks are shared by the accepting hosts, which is
-// why their share s' can differ slightly from N·w/W (Target.Held shows
-// the share each host is held to, Target.Share the plain one).
+// why their share s' can differ from N·w/W (Target.Held shows the share
+// each host is held to, or the number for a host held to one,
+// Target.Share the plain one).
 //
 // # The totals
 //
@@ -118,6 +126,21 @@
 // classes of one user each, all on one host: the fewest moves are 0 and
 // the totals stay 25 and 0 against shares of 12.5. The plan names the
 // group's furthest host among its Reasons.
+//
+// # Shares and goals in the report
+//
+// A host's share is what its weight alone gives it: Share of its group's
+// movable users (N·w/W summed over the classes), plus its users that
+// never move. Its goal is what the plan can bring it to: HostPlan.Held
+// (Σ s' for a host that accepts, the number it is held to for one that
+// drains or takes no new users) plus those same users that never move.
+// Shares and goals both add up to the group's users, and they differ
+// only when a host of the group takes no new users (rule 2): it holds
+// what its classes let it keep, more or less than its share, and the
+// hosts that accept share the rest. Every distance the report and the
+// table give ("furthest from its goal") is from the goal; the bars draw
+// the goal, and the share too where it differs, and one line per group
+// says why they differ (Reasons).
 //
 // # Pairing
 //

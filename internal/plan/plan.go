@@ -35,6 +35,8 @@ type Plan struct {
 	Unmoved    []Unmoved        // users the plan leaves where they are, and why
 	Reasons    []Reason
 	Stats      Stats
+
+	exactOK bool // HostPlan.exact is set
 }
 
 // Group is a set of hosts balanced together: a pool, or every host.
@@ -62,15 +64,27 @@ type HostPlan struct {
 	AcceptNew bool
 	Drain     bool
 	Share     float64 // the host's part of its group's weight, 0–1
-	Held      float64 // Σ over the classes of Target.Held: the total of movable users the plan brings it near (doc.go, "The totals"); a host that takes no new users may keep less
-	Before    Load
-	After     Load
-	Unmoved   int // rows on the host the plan never moves (status not ok)
-	Out, In   int
-	Have      [NumClasses]int // movable users by class, now
-	Want      [NumClasses]int // and after
+	Held      float64 // Σ over the classes of Target.Held: the total of movable users the plan brings it near (doc.go, "The totals"); for a host that drains or takes no new users, the number it is held to
+	// ShareUsers is the users the host's weight alone gives it: Share of
+	// its group's movable users, plus its users that never move. Goal is
+	// the users the plan can bring it to: Held plus those that never move.
+	// The two differ when a host of the group takes no new users (it keeps
+	// what its classes let it, and the hosts that accept share the rest).
+	// Σ ShareUsers = Σ Goal = the group's users.
+	ShareUsers, Goal float64
+	Before           Load
+	After            Load
+	Unmoved          int // rows on the host the plan never moves (status not ok)
+	Out, In          int
+	Have             [NumClasses]int // movable users by class, now
+	Want             [NumClasses]int // and after
 
 	haveBytes [NumClasses]int64 // the bytes of the movable users by class, now
+	fixed     Load              // what its users that never move carry
+	// exact is the host's total of movable users after the plan the same
+	// rows would get with no tolerance; set only with a tolerance.
+	exact     int
+	exactHeld float64
 }
 
 // Target is one host's target in one class.
@@ -82,7 +96,7 @@ type Target struct {
 	Target int
 	Lo, Hi int     // the band the rule allows
 	Share  float64 // exact weighted share N·w/W
-	Held   float64 // the share the rule holds the host to (differs from Share when a host of the group does not accept new users)
+	Held   float64 // the share the rule holds the host to: s' for a host that accepts (differs from Share when a host of the group does not), the number it is held to for one that drains or takes no new users
 	NoNew  bool    // accept_new = false (and weight > 0): held to min(have, ⌈Share⌉ + K)
 }
 
@@ -111,15 +125,16 @@ type Stats struct {
 	LowerBound int // Σ over groups and classes of max(A, B); Moves equals it
 	Hosts      int
 	// The largest distance, in users, of any host in any class from its
-	// weighted share now (Target.Share), and after from the share the rule
-	// holds it to (Target.Held). Hosts that take no new users are left out
-	// after: they keep less than their share by design (see Reasons).
+	// goal, the share the rule holds it to (Target.Held), now and after.
+	// (A host that takes no new users is held to a number it reaches, so
+	// it counts now, for what it must give away, and is 0 after.)
 	WorstBefore, WorstAfter float64
-	// The same for a host's total of movable users against HostPlan.Held,
-	// hosts that take no new users left out now and after. No plan with
-	// the fewest moves (and, with a tolerance, as few users on hosts
-	// inside their band) has a smaller WorstTotalAfter (doc.go, "The
-	// totals").
+	// The same for a host's total of movable users against its goal,
+	// HostPlan.Held. No plan with the fewest moves (and, with a
+	// tolerance, as few users on hosts inside their band) has a smaller
+	// WorstTotalAfter (doc.go, "The totals"). How far the goals lie from
+	// the plain shares is in HostPlan.ShareUsers and Goal, and said in
+	// Reasons.
 	WorstTotalBefore, WorstTotalAfter float64
 	// Hosts inside their band in a class but whose count the tolerance
 	// kept from moving to the exact target.
@@ -182,6 +197,9 @@ func Make(users []cluster.User, hosts []*cluster.Host, opt Options) (*Plan, erro
 		hp.Before.ConnectS += u.ConnectS
 		if u.Status != cluster.StatusOK {
 			hp.Unmoved++
+			hp.fixed.Users++
+			hp.fixed.Bytes += u.Bytes
+			hp.fixed.ConnectS += u.ConnectS
 			p.Unmoved = append(p.Unmoved, Unmoved{User: u.Name, Host: u.Host, Status: u.Status})
 			continue
 		}
@@ -219,6 +237,9 @@ func Make(users []cluster.User, hosts []*cluster.Host, opt Options) (*Plan, erro
 
 	if err := p.balance(groupOf); err != nil {
 		return nil, err
+	}
+	if opt.Tolerance > 0 {
+		p.exactTotals(groupOf)
 	}
 
 	var picked []int32
@@ -450,6 +471,39 @@ func (p *Plan) balance(groupOf []int) error {
 		}
 	}
 	return errors.Join(bad...)
+}
+
+// exactTotals plans the same rows again with no tolerance and keeps each
+// host's total of movable users in HostPlan.exact, so that the report can
+// say where the tolerance, added up over the classes, leaves a host
+// further from its goal than an exact plan would.
+func (p *Plan) exactTotals(groupOf []int) {
+	q := &Plan{Options: p.Options}
+	q.Options.Tolerance = 0
+	q.Hosts = slices.Clone(p.Hosts)
+	for i := range q.Hosts {
+		h := &q.Hosts[i]
+		h.Want, h.Out, h.In, h.Held = [NumClasses]int{}, 0, 0, 0
+	}
+	q.Groups = slices.Clone(p.Groups)
+	for i := range q.Groups {
+		g := &q.Groups[i]
+		g.Users, g.Moves, g.LowerBound = 0, 0, 0
+	}
+	if q.balance(groupOf) != nil {
+		// Without the tolerance a host that takes no new users may keep
+		// less, and a group with no host that accepts then has users
+		// with nowhere to go: there is no exact plan to compare with.
+		return
+	}
+	p.exactOK = true
+	for i := range p.Hosts {
+		t := 0
+		for _, n := range q.Hosts[i].Want {
+			t += n
+		}
+		p.Hosts[i].exact, p.Hosts[i].exactHeld = t, q.Hosts[i].Held
+	}
 }
 
 func groupWord(g *Group) string {

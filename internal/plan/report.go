@@ -17,6 +17,7 @@ const (
 	colBefore = "#c9ced6"
 	colAfter  = "#2f6db5"
 	colTarget = "#111111"
+	colShare  = "#7a828c"
 	colDrain  = "#c0392b"
 	colNoNew  = "#b9770e"
 	colOK     = "#1e8449"
@@ -43,6 +44,7 @@ th{background:#f0f2f5;font-weight:600}td.l,th.l{text-align:left}
 .sw{display:inline-block;width:12px;height:12px;vertical-align:-2px;margin-right:4px;border:1px solid #999}
 summary{cursor:pointer;color:#2f6db5;margin:4px 0}
 .drain{color:` + colDrain + `}.nonew{color:` + colNoNew + `}
+.note{margin:6px 0;padding:6px 10px;background:#fdf4e3;border-left:3px solid ` + colNoNew + `}
 svg text{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 `
 
@@ -60,7 +62,12 @@ func (p *Plan) WriteHTML(w io.Writer, title string) error {
 	p.writeVerdict(bw)
 
 	bw.WriteString("<h2>Hosts before and after</h2>\n")
-	bw.WriteString(`<div class="legend"><span><i class="sw" style="background:` + colBefore + `"></i>now</span><span><i class="sw" style="background:` + colAfter + `"></i>after the plan</span><span><i class="sw" style="background:` + colTarget + `;height:2px;border:0"></i>the host's weighted share</span><span class="drain">■ drains</span><span class="nonew">■ takes no new users</span></div>` + "\n")
+	bw.WriteString(`<div class="legend"><span><i class="sw" style="background:` + colBefore + `"></i>now</span><span><i class="sw" style="background:` + colAfter + `"></i>after the plan</span><span><i class="sw" style="background:` + colTarget + `;height:2px;border:0"></i>goal: what the plan can reach</span><span><i class="sw" style="border:0;border-top:2px dashed ` + colShare + `;height:0"></i>share: what the weight alone gives, where it differs</span><span class="drain">■ drains</span><span class="nonew">■ takes no new users</span></div>` + "\n")
+	for _, g := range p.Groups {
+		if note := p.goalNote(&g); note != "" {
+			fmt.Fprintf(bw, "<p class=\"note\">%s</p>\n", e(note))
+		}
+	}
 	for _, g := range p.Groups {
 		hosts := p.groupHosts(g.Name)
 		fmt.Fprintf(bw, "<h3>%s %s</h3>\n<div class=\"flex\">\n", groupWord(&g), e(g.Name))
@@ -72,7 +79,7 @@ func (p *Plan) WriteHTML(w io.Writer, title string) error {
 	}
 
 	bw.WriteString("<h2>Hosts × classes</h2>\n")
-	bw.WriteString(`<div class="legend">Each cell is a host's count of a class; its colour, how far the count lies outside its share rounded down and up: <span><i class="sw" style="background:` + heat(-1) + `"></i>below</span><span><i class="sw" style="background:#fff"></i>on the share</span><span><i class="sw" style="background:` + heat(1) + `"></i>above</span></div>` + "\n")
+	bw.WriteString(`<div class="legend">Each cell is a host's count of a class; its colour, how far the count lies outside its goal rounded down and up (for a host that takes no new users, its share, so that what it lacks shows): <span><i class="sw" style="background:` + heat(-1) + `"></i>below</span><span><i class="sw" style="background:#fff"></i>on the share</span><span><i class="sw" style="background:` + heat(1) + `"></i>above</span></div>` + "\n")
 	bw.WriteString("<div class=\"flex\">\n")
 	bw.WriteString(p.heatMap(false))
 	bw.WriteString(p.heatMap(true))
@@ -120,8 +127,8 @@ func (p *Plan) WriteSVG(w io.Writer, title string) error {
 		width = max(width, r.width)
 		rows = append(rows, r)
 	}
-	lines := p.verdictLines()
 	width = max(width, 700)
+	lines := wrapLines(p.verdictLines(), width)
 	top := 34 + 18*len(lines) + 22
 	total := top
 	for _, r := range rows {
@@ -135,8 +142,8 @@ func (p *Plan) WriteSVG(w io.Writer, title string) error {
 		fmt.Fprintf(bw, `<text x="10" y="%d" font-size="13" fill="%s">%s</text>`+"\n", 44+18*i, l.colour, e(l.text))
 	}
 	ly := 44 + 18*len(lines) + 4
-	fmt.Fprintf(bw, `<g font-size="12"><rect x="10" y="%d" width="12" height="12" fill="%s"/><text x="26" y="%d">now</text><rect x="70" y="%d" width="12" height="12" fill="%s"/><text x="86" y="%d">after the plan</text><rect x="180" y="%d" width="14" height="2" fill="%s"/><text x="198" y="%d">weighted share</text><text x="300" y="%d" fill="%s">red: drains</text><text x="380" y="%d" fill="%s">amber: takes no new users</text></g>`+"\n",
-		ly-10, colBefore, ly, ly-10, colAfter, ly, ly-5, colTarget, ly, ly, colDrain, ly, colNoNew)
+	fmt.Fprintf(bw, `<g font-size="12"><rect x="10" y="%d" width="12" height="12" fill="%s"/><text x="26" y="%d">now</text><rect x="70" y="%d" width="12" height="12" fill="%s"/><text x="86" y="%d">after the plan</text><rect x="180" y="%d" width="14" height="2" fill="%s"/><text x="198" y="%d">goal</text><line x1="240" x2="254" y1="%d" y2="%d" stroke="%s" stroke-width="2" stroke-dasharray="3 2"/><text x="258" y="%d">share</text><text x="310" y="%d" fill="%s">red: drains</text><text x="390" y="%d" fill="%s">amber: takes no new users</text></g>`+"\n",
+		ly-10, colBefore, ly, ly-10, colAfter, ly, ly-5, colTarget, ly, ly-4, ly-4, colShare, ly, ly, colDrain, ly, colNoNew)
 	y := top
 	for i, g := range p.Groups {
 		fmt.Fprintf(bw, `<text x="10" y="%d" font-size="13" font-weight="600">%s %s</text>`+"\n", y+14, groupWord(&g), e(g.Name))
@@ -162,6 +169,31 @@ type verdictLine struct {
 	text, colour string
 }
 
+// wrapLines breaks verdict lines that would run past width pixels of
+// 13px text, continuing them indented, so that the SVG cuts nothing off.
+func wrapLines(lines []verdictLine, width int) []verdictLine {
+	const charW = 7.0 // a wide average for 13px sans-serif
+	most := max(40, int(float64(width-10)/charW))
+	var out []verdictLine
+	for _, l := range lines {
+		words := strings.Fields(l.text)
+		cur := ""
+		for _, w := range words {
+			switch {
+			case cur == "":
+				cur = w
+			case len([]rune(cur))+1+len([]rune(w)) <= most:
+				cur += " " + w
+			default:
+				out = append(out, verdictLine{cur, l.colour})
+				cur = "    " + w
+			}
+		}
+		out = append(out, verdictLine{cur, l.colour})
+	}
+	return out
+}
+
 // verdictLines are the checks an operator reads first.
 func (p *Plan) verdictLines() []verdictLine {
 	s := &p.Stats
@@ -182,12 +214,25 @@ func (p *Plan) verdictLines() []verdictLine {
 	for _, t := range p.Targets {
 		inBand = inBand && t.Lo <= t.Target && t.Target <= t.Hi
 	}
-	add(inBand, "after: every host in every class within its band; the furthest any host is from its share: %.1f users now, %.1f after", s.WorstBefore, s.WorstAfter)
+	band := "within its band"
+	if k := p.Options.Tolerance; k > 0 {
+		band = fmt.Sprintf("within its band widened by the tolerance (%d)", k)
+	}
+	add(inBand, "after: every host in every class %s; the furthest any host is from its goal in a class: %.1f users now, %.1f after", band, s.WorstBefore, s.WorstAfter)
 	alone := ""
 	if p.Options.Tolerance > 0 {
 		alone = " (and as few users on hosts inside their band)"
 	}
-	add(true, "host totals: the furthest any host is from its share: %.1f users now, %.1f after; no plan with the fewest moves%s comes nearer", s.WorstTotalBefore, s.WorstTotalAfter, alone)
+	add(true, "host totals: the furthest any host is from its goal: %.1f users now, %.1f after; no plan with the fewest moves%s comes nearer", s.WorstTotalBefore, s.WorstTotalAfter, alone)
+	note := func(text string) { out = append(out, verdictLine{"! " + text, colNoNew}) }
+	for _, g := range p.Groups {
+		if n := p.goalNote(&g); n != "" {
+			note(n)
+		}
+	}
+	if n := p.driftNote(); n != "" {
+		note(n)
+	}
 	bad := p.badDestinations()
 	add(len(bad) == 0, "no move into a host that drains or takes no new users%s", listSuffix(bad))
 	var drains []string
@@ -214,7 +259,7 @@ func (p *Plan) verdictLines() []verdictLine {
 		for _, k := range slices.Sorted(maps.Keys(by)) {
 			parts = append(parts, fmt.Sprintf("%s %d", k, by[k]))
 		}
-		out = append(out, verdictLine{"! " + fmt.Sprintf("%d users are never moved: %s", s.Unmoved, strings.Join(parts, ", ")), colNoNew})
+		note(fmt.Sprintf("%s never moved by this plan: %s", plural(s.Unmoved, "user"), strings.Join(parts, ", ")))
 	}
 	return out
 }
@@ -264,9 +309,14 @@ func (p *Plan) writeVerdict(w *bufio.Writer) {
 	}
 	w.WriteString(`<div class="verdict">`)
 	fmt.Fprintf(w, `<div class="card"><div class="big">%s <small>moves</small></div>%.1f%% of %s movable users</div>`, thousands(s.Moves), pct, thousands(s.Movable))
-	fmt.Fprintf(w, `<div class="card"><div class="big">%.1f → %.1f <small>users</small></div>furthest any host is from its share in a class, now → after</div>`, s.WorstBefore, s.WorstAfter)
-	fmt.Fprintf(w, `<div class="card"><div class="big">%d <small>hosts in %d %s</small></div>%s users in all, %s never moved</div>`,
-		len(p.Hosts), len(p.Groups), map[bool]string{true: "group", false: "pools"}[p.Options.AcrossPools], thousands(s.Users), thousands(s.Unmoved))
+	fmt.Fprintf(w, `<div class="card"><div class="big">%.1f → %.1f <small>users</small></div>furthest any host's total is from its goal, now → after</div>`, s.WorstTotalBefore, s.WorstTotalAfter)
+	fmt.Fprintf(w, `<div class="card"><div class="big">%.1f → %.1f <small>users</small></div>furthest any host is from its goal in a class, now → after</div>`, s.WorstBefore, s.WorstAfter)
+	groups := plural(len(p.Groups), "pool")
+	if p.Options.AcrossPools {
+		groups = "one group"
+	}
+	fmt.Fprintf(w, `<div class="card"><div class="big">%d <small>hosts in %s</small></div>%s users in all, %s never moved</div>`,
+		len(p.Hosts), groups, thousands(s.Users), thousands(s.Unmoved))
 	w.WriteString("</div>\n<div class=\"card\"><ul class=\"checks\">")
 	for _, l := range p.verdictLines() {
 		cls := "ok"
@@ -321,6 +371,15 @@ var metrics = []metric{
 	{"connect time", func(l Load) float64 { return float64(l.ConnectS) }, func(v float64) string { return Duration(int64(v)) }},
 }
 
+// fmtGoal writes a goal or a share: users with a decimal, as they need
+// not be whole.
+func (m metric) fmtGoal(v float64) string {
+	if m.name == "users" {
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return m.fmt(v)
+}
+
 func hostColour(h *HostPlan) string {
 	switch {
 	case h.Drain || h.Weight == 0:
@@ -332,8 +391,11 @@ func hostColour(h *HostPlan) string {
 }
 
 // barChart draws one load of a group's hosts: a wide pale bar for now, a
-// narrow dark one for after, a black tick at the host's weighted share of
-// the group's total.
+// narrow dark one for after, a black tick at the host's goal (what the
+// plan can reach) and, where it differs, a dashed grey one at its share
+// (what its weight alone gives it). For bytes and connect time the goal
+// and the share are the same parts of the group's movable load as of its
+// movable users, plus what the host's users that never move carry.
 func (p *Plan) barChart(hosts []*HostPlan, m metric) string {
 	n := len(hosts)
 	slot := math.Max(11, math.Min(36, 420/float64(max(n, 1))))
@@ -346,12 +408,20 @@ func (p *Plan) barChart(hosts []*HostPlan, m metric) string {
 	labelH := 18 + 5.2*float64(longest)
 	width := int(left + plotW + 10)
 	height := int(top + plotH + labelH)
-	var total, maxV float64
+	var movable, users, maxV float64
 	for _, h := range hosts {
-		total += m.get(h.Before)
+		movable += m.get(h.Before) - m.get(h.fixed)
+		users += float64(h.Before.Users - h.Unmoved)
 	}
+	goalOf := func(h *HostPlan) float64 {
+		if users == 0 {
+			return m.get(h.fixed)
+		}
+		return m.get(h.fixed) + h.Held/users*movable
+	}
+	shareOf := func(h *HostPlan) float64 { return m.get(h.fixed) + h.Share*movable }
 	for _, h := range hosts {
-		maxV = math.Max(maxV, math.Max(m.get(h.Before), math.Max(m.get(h.After), h.Share*total)))
+		maxV = math.Max(maxV, math.Max(math.Max(m.get(h.Before), m.get(h.After)), math.Max(goalOf(h), shareOf(h))))
 	}
 	if maxV == 0 {
 		maxV = 1
@@ -367,12 +437,19 @@ func (p *Plan) barChart(hosts []*HostPlan, m metric) string {
 	}
 	for i, h := range hosts {
 		x := left + slot*float64(i)
-		bv, av, tv := m.get(h.Before), m.get(h.After), h.Share*total
-		tip := html.EscapeString(fmt.Sprintf("%s %s: %s now, %s after, share %s", h.Name, m.name, m.fmt(bv), m.fmt(av), m.fmt(tv)))
-		fmt.Fprintf(&b, `<g><title>%s</title>`, tip)
+		bv, av, gv, sv := m.get(h.Before), m.get(h.After), goalOf(h), shareOf(h)
+		differ := math.Abs(gv-sv) > maxV/200
+		tip := fmt.Sprintf("%s %s: %s now, %s after, goal %s", h.Name, m.name, m.fmt(bv), m.fmt(av), m.fmtGoal(gv))
+		if differ {
+			tip += ", share " + m.fmtGoal(sv)
+		}
+		fmt.Fprintf(&b, `<g><title>%s</title>`, html.EscapeString(tip))
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`, x+slot*0.08, y(bv), slot*0.84, top+plotH-y(bv), colBefore)
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`, x+slot*0.3, y(av), slot*0.4, top+plotH-y(av), colAfter)
-		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="2"/>`, x+slot*0.04, x+slot*0.96, y(tv), y(tv), colTarget)
+		if differ {
+			fmt.Fprintf(&b, `<line class="share" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="2" stroke-dasharray="3 2"/>`, x+slot*0.04, x+slot*0.96, y(sv), y(sv), colShare)
+		}
+		fmt.Fprintf(&b, `<line class="goal" x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="%s" stroke-width="2"/>`, x+slot*0.04, x+slot*0.96, y(gv), y(gv), colTarget)
 		fmt.Fprintf(&b, `<text transform="translate(%.1f,%.1f) rotate(-65)" font-size="%g" text-anchor="end" fill="%s">%s</text></g>`,
 			x+slot*0.62, top+plotH+8, math.Min(10, slot*0.8), hostColour(h), html.EscapeString(h.Name))
 	}
@@ -388,15 +465,15 @@ func (p *Plan) writeHostTable(w *bufio.Writer, hosts []*HostPlan) {
 		open = " open"
 	}
 	fmt.Fprintf(w, "<details%s><summary>the numbers of these %d hosts</summary>\n", open, len(hosts))
-	w.WriteString(`<div class="scroll"><table><tr><th class="l">host</th><th class="l">flags</th><th>weight</th><th>share</th><th>users now</th><th>after</th><th>share of users</th><th>bytes now</th><th>after</th><th>connect now</th><th>after</th><th>out</th><th>in</th><th>never moved</th></tr>`)
-	var users float64
+	w.WriteString(`<div class="scroll"><table><tr><th class="l">host</th><th class="l">flags</th><th>weight</th><th>weight %</th><th title="the users its weight alone gives it">share</th><th title="the users the plan can bring it to">goal</th><th>users now</th><th>after</th><th>bytes now</th><th>after</th><th>connect now</th><th>after</th><th>out</th><th>in</th><th>never moved</th></tr>`)
 	for _, h := range hosts {
-		users += float64(h.Before.Users)
-	}
-	for _, h := range hosts {
-		fmt.Fprintf(w, `<tr><td class="l" style="color:%s">%s</td><td class="l">%s</td><td>%s</td><td>%.1f%%</td><td>%d</td><td>%d</td><td>%.1f</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%d</td><td>%d</td><td>%d</td></tr>`,
+		goal := fmt.Sprintf("%.1f", h.Goal)
+		if math.Abs(h.Goal-h.ShareUsers) >= 0.05 {
+			goal = "<b>" + goal + "</b>"
+		}
+		fmt.Fprintf(w, `<tr><td class="l" style="color:%s">%s</td><td class="l">%s</td><td>%s</td><td>%.1f%%</td><td>%.1f</td><td>%s</td><td>%d</td><td>%d</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%d</td><td>%d</td><td>%d</td></tr>`,
 			hostColour(h), e(h.Name), e(hostFlags(h)), strconv.FormatFloat(h.Weight, 'g', 4, 64), 100*h.Share,
-			h.Before.Users, h.After.Users, h.Share*users,
+			h.ShareUsers, goal, h.Before.Users, h.After.Users,
 			Bytes(h.Before.Bytes), Bytes(h.After.Bytes), Duration(h.Before.ConnectS), Duration(h.After.ConnectS), h.Out, h.In, h.Unmoved)
 	}
 	w.WriteString("</table></div></details>\n")

@@ -14,7 +14,7 @@ type cell struct {
 
 	// Filled by solve.
 	share  *big.Rat // exact weighted share N·w/W
-	held   *big.Rat // the share the rule holds the host to (see doc.go)
+	held   *big.Rat // the share the rule holds the host to (see doc.go); for a host held to a number, that number
 	lo, hi int      // the band the target must lie in
 	// least and most bound the targets of the plans with the fewest
 	// moves (and, with a tolerance, that leave hosts inside their band
@@ -82,7 +82,7 @@ func solve(n int, cells []cell, tol int) (extra int, err error) {
 			_, ceil := floorCeil(c.share)
 			c.hi = min(c.have, ceil+tol)
 			c.lo = c.hi
-			c.held = c.share
+			c.held = new(big.Rat).SetInt64(int64(c.hi))
 			r -= c.hi
 		default:
 			continue

@@ -8,18 +8,24 @@ import (
 	"strings"
 )
 
+// tableLegend is the line under the plan table's header that says how to
+// read it.
+const tableLegend = "USERS, BYTES, CONNECT and each class cXdY: now→after (one number: unchanged); SHARE: the users the host's weight alone gives it; GOAL: the users the plan can bring it to"
+
 // WriteText writes the plan as the wide table the plan command prints:
-// per group, per host the users, bytes and connect time now → after, the
-// host's share, what leaves and arrives, and its count in each class
-// after the plan with the change (35-2: two leave, 35 stay). Classes no
-// user is in are left out.
+// per group, per host its share and goal in users, the users, bytes and
+// connect time now → after, what leaves and arrives, and its count in
+// each class now → after (37→35: two leave). Classes no user is in are
+// left out. Under the tables: the checks of the report, then why the plan
+// looks as it does.
 func (p *Plan) WriteText(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	classes := p.usedClasses()
+	bw.WriteString(tableLegend + "\n\n")
 	for _, g := range p.Groups {
 		fmt.Fprintf(bw, "%s %s: %d hosts, %d movable users, %d moves (least possible: %d)\n",
 			groupWord(&g), g.Name, len(g.Hosts), g.Users, g.Moves, g.LowerBound)
-		head := []string{"HOST", "FLAGS", "WEIGHT", "SHARE", "USERS", "BYTES", "CONNECT", "OUT", "IN"}
+		head := []string{"HOST", "FLAGS", "WEIGHT", "SHARE", "GOAL", "USERS", "BYTES", "CONNECT", "OUT", "IN"}
 		for _, k := range classes {
 			head = append(head, ClassAt(k).String())
 		}
@@ -30,7 +36,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 				continue
 			}
 			r := []string{h.Name, hostFlags(h), strconv.FormatFloat(h.Weight, 'g', 4, 64),
-				fmt.Sprintf("%.1f%%", 100*h.Share),
+				fmt.Sprintf("%.1f", h.ShareUsers), fmt.Sprintf("%.1f", h.Goal),
 				arrow(strconv.Itoa(h.Before.Users), strconv.Itoa(h.After.Users)),
 				arrow(Bytes(h.Before.Bytes), Bytes(h.After.Bytes)),
 				arrow(Duration(h.Before.ConnectS), Duration(h.After.ConnectS)),
@@ -46,10 +52,19 @@ func (p *Plan) WriteText(w io.Writer) error {
 	s := &p.Stats
 	fmt.Fprintf(bw, "%d users: %d movable, %d never moved; %d moves, the least possible is %d\n",
 		s.Users, s.Movable, s.Unmoved, s.Moves, s.LowerBound)
-	fmt.Fprintf(bw, "furthest any host is from its share in a class: %.1f users now, %.1f after\n", s.WorstBefore, s.WorstAfter)
-	fmt.Fprintf(bw, "furthest any host's total is from its share: %.1f users now, %.1f after\n", s.WorstTotalBefore, s.WorstTotalAfter)
+	said := map[string]bool{}
+	for i, l := range p.verdictLines() {
+		if i == 0 { // the moves, said just above
+			continue
+		}
+		bw.WriteString(l.text + "\n")
+		said[strings.TrimPrefix(l.text, "! ")] = true
+	}
 	fmt.Fprintf(bw, "classes %s; pick %s; seed %d; tolerance %d\n", p.Thresholds, p.Options.Pick, p.Options.Seed, p.Options.Tolerance)
 	for _, r := range p.Reasons {
+		if said[r.Text] {
+			continue
+		}
 		if r.Host != "" {
 			fmt.Fprintf(bw, "%s: %s\n", r.Host, r.Text)
 		} else {
@@ -92,14 +107,12 @@ func arrow(a, b string) string {
 	return a + "→" + b
 }
 
+// change writes a count now and after: "37→35", or "4" if it stays.
 func change(have, want int) string {
-	switch {
-	case want > have:
-		return fmt.Sprintf("%d+%d", want, want-have)
-	case want < have:
-		return fmt.Sprintf("%d-%d", want, have-want)
+	if want == have {
+		return strconv.Itoa(want)
 	}
-	return strconv.Itoa(want)
+	return strconv.Itoa(have) + "→" + strconv.Itoa(want)
 }
 
 // usedClasses lists the classes some host holds a user of, now or after.
