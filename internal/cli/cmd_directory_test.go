@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -176,13 +177,15 @@ func TestDirectoryCheckSQL(t *testing.T) {
 				}
 			}
 
-			// A DSN file others can read is refused, by name.
-			if err := os.Chmod(dsnFile, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			code, _, errs = runMain("--config", cfg, "directory", "check")
-			if code != ExitError || !strings.Contains(errs, "directory.dsn_file "+dsnFile+" can be read or written by others (mode 0644)") {
-				t.Fatalf("readable dsn_file: exit %d\n%s", code, errs)
+			// A DSN file others can read is refused, by name, saying who.
+			for mode, who := range map[os.FileMode]string{0o644: "everyone", 0o640: "its group"} {
+				if err := os.Chmod(dsnFile, mode); err != nil {
+					t.Fatal(err)
+				}
+				code, _, errs = runMain("--config", cfg, "directory", "check")
+				if want := fmt.Sprintf("directory.dsn_file %s can be read by %s (mode %04o)", dsnFile, who, mode); code != ExitError || !strings.Contains(errs, want) {
+					t.Fatalf("readable dsn_file: exit %d\n%s\nwant %q", code, errs, want)
+				}
 			}
 		})
 	}

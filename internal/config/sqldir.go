@@ -111,10 +111,39 @@ func CheckSecretFile(path string) string {
 		return path + " is not a regular file"
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return fmt.Sprintf("%s can be read or written by others (mode %04o): it holds the database password; chmod 600 it", path, perm)
+		return fmt.Sprintf("%s can be %s (mode %04o): it holds the database password; chmod 600 it", path, openTo(perm), perm)
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
 		return fmt.Sprintf("%s belongs to uid %d: it holds the database password and must belong to root", path, st.Uid)
+	}
+	return ""
+}
+
+// openTo says who besides the owner may use a file of mode perm, and how:
+// "read by its group", "read by everyone and written by its group".
+func openTo(perm os.FileMode) string {
+	world, group := perm&0o007, perm>>3&0o007
+	var parts []string
+	if a := access(world); a != "" {
+		parts = append(parts, a+" by everyone")
+	}
+	if a := access(group &^ world); a != "" {
+		parts = append(parts, a+" by its group")
+	}
+	return strings.Join(parts, " and ")
+}
+
+// access names the permission bits rwx of one class.
+func access(bits os.FileMode) string {
+	switch {
+	case bits&0o6 == 0o6:
+		return "read and written"
+	case bits&0o4 != 0:
+		return "read"
+	case bits&0o2 != 0:
+		return "written"
+	case bits&0o1 != 0:
+		return "run"
 	}
 	return ""
 }

@@ -78,7 +78,7 @@ func TestSQLDirectoryProblems(t *testing.T) {
 		{"bad driver", "[directory]\ntype = \"sql\"\ndriver = \"oracle\"\ndsn = \"x\"", []string{`:8: directory.driver "oracle"`}},
 		{"both dsn and file", "[directory]\ntype = \"sql\"\ndriver = \"sqlite\"\ndsn = \"x\"\ndsn_file = \"" + secret + "\"", []string{":10: give directory.dsn or directory.dsn_file, not both"}},
 		{"readable dsn file", "[directory]\ntype = \"sql\"\ndriver = \"postgres\"\ndsn_file = \"" + secret + "\"", []string{
-			":9: directory.dsn_file " + secret + " can be read or written by others (mode 0644): it holds the database password; chmod 600 it"}},
+			":9: directory.dsn_file " + secret + " can be read by everyone (mode 0644): it holds the database password; chmod 600 it"}},
 		{"missing dsn file", "[directory]\ntype = \"sql\"\ndriver = \"postgres\"\ndsn_file = \"nope\"", []string{":9: directory.dsn_file /etc/maildist/nope: no such file"}},
 		{"queries", `[directory]
 type = "sql"
@@ -115,6 +115,32 @@ typo = "SELECT 1"`, []string{
 				}
 			}
 		})
+	}
+	for _, tc := range []struct {
+		mode os.FileMode
+		want string
+	}{
+		{0o640, "can be read by its group (mode 0640)"},
+		{0o660, "can be read and written by its group (mode 0660)"},
+		{0o604, "can be read by everyone (mode 0604)"},
+		{0o666, "can be read and written by everyone (mode 0666)"},
+		{0o664, "can be read by everyone and written by its group (mode 0664)"},
+		{0o620, "can be written by its group (mode 0620)"},
+		{0o700, ""}, // the owner only: fine
+	} {
+		if err := os.Chmod(secret, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		msg := CheckSecretFile(secret)
+		if tc.mode&0o077 == 0 {
+			if msg != "" {
+				t.Errorf("mode %04o: %s", tc.mode, msg)
+			}
+			continue
+		}
+		if !strings.Contains(msg, secret+" "+tc.want+": it holds the database password") || strings.Contains(msg, "others") {
+			t.Errorf("mode %04o: %q, want %q", tc.mode, msg, tc.want)
+		}
 	}
 	if err := os.Chmod(secret, 0o600); err != nil {
 		t.Fatal(err)
