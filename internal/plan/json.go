@@ -1,5 +1,7 @@
 package plan
 
+import "math"
+
 // Summary is the plan as the plan command's --json prints it: everything
 // but the per-user lists that have files of their own (sort.tsv, and the
 // todo that assign writes). Fields may be added, never change meaning.
@@ -52,20 +54,22 @@ type JSONGroup struct {
 
 // JSONHost is one host with its classes by name.
 type JSONHost struct {
-	Name      string               `json:"name"`
-	Pool      string               `json:"pool"`
-	Group     string               `json:"group"`
-	Weight    float64              `json:"weight"`
-	AcceptNew bool                 `json:"accept_new"`
-	Drain     bool                 `json:"drain"`
-	Share     float64              `json:"share"`
-	Held      float64              `json:"held"` // the total of movable users the plan brings it near (HostPlan.Held)
-	Before    JSONLoad             `json:"before"`
-	After     JSONLoad             `json:"after"`
-	Unmoved   int                  `json:"unmoved"`
-	Out       int                  `json:"out"`
-	In        int                  `json:"in"`
-	Classes   map[string]JSONClass `json:"classes"`
+	Name       string               `json:"name"`
+	Pool       string               `json:"pool"`
+	Group      string               `json:"group"`
+	Weight     float64              `json:"weight"`
+	AcceptNew  bool                 `json:"accept_new"`
+	Drain      bool                 `json:"drain"`
+	Share      float64              `json:"share"`
+	Held       float64              `json:"held"`        // the total of movable users the plan brings it near (HostPlan.Held)
+	ShareUsers float64              `json:"share_users"` // the users its weight alone gives it (HostPlan.ShareUsers)
+	Goal       float64              `json:"goal"`        // the users the plan can bring it to (HostPlan.Goal)
+	Before     JSONLoad             `json:"before"`
+	After      JSONLoad             `json:"after"`
+	Unmoved    int                  `json:"unmoved"`
+	Out        int                  `json:"out"`
+	In         int                  `json:"in"`
+	Classes    map[string]JSONClass `json:"classes"`
 }
 
 // JSONLoad mirrors Load.
@@ -93,6 +97,12 @@ type JSONMove struct {
 	Count int    `json:"count"`
 }
 
+// Numbers of users that need not be whole (shares, goals, distances) are
+// given to two decimals, a host's part of its group's weight to four:
+// more would only show the noise of floating point.
+func users2(x float64) float64 { return math.Round(x*100) / 100 }
+func part4(x float64) float64  { return math.Round(x*1e4) / 1e4 }
+
 // Summary returns the plan for --json.
 func (p *Plan) Summary() Summary {
 	th := p.Thresholds
@@ -101,8 +111,8 @@ func (p *Plan) Summary() Summary {
 		Thresholds: JSONThreshold{ConnectS: th.Connect, Bytes: th.Bytes, Given: []string{}, Flag: th.String()},
 		Stats: JSONStats{Users: p.Stats.Users, Movable: p.Stats.Movable, Unmoved: p.Stats.Unmoved,
 			Moves: p.Stats.Moves, LowerBound: p.Stats.LowerBound, Hosts: p.Stats.Hosts,
-			WorstBefore: p.Stats.WorstBefore, WorstAfter: p.Stats.WorstAfter, LeftAlone: p.Stats.LeftAlone,
-			WorstTotalBefore: p.Stats.WorstTotalBefore, WorstTotalAfter: p.Stats.WorstTotalAfter},
+			WorstBefore: users2(p.Stats.WorstBefore), WorstAfter: users2(p.Stats.WorstAfter), LeftAlone: p.Stats.LeftAlone,
+			WorstTotalBefore: users2(p.Stats.WorstTotalBefore), WorstTotalAfter: users2(p.Stats.WorstTotalAfter)},
 		Moves:   make([]JSONMove, len(p.Moves)),
 		Unmoved: p.Unmoved,
 		Reasons: p.Reasons,
@@ -127,7 +137,7 @@ func (p *Plan) Summary() Summary {
 		if byHost[t.Host] == nil {
 			byHost[t.Host] = map[string]JSONClass{}
 		}
-		byHost[t.Host][t.Class.String()] = JSONClass{Have: t.Have, Target: t.Target, Share: t.Share, Held: t.Held, Lo: t.Lo, Hi: t.Hi}
+		byHost[t.Host][t.Class.String()] = JSONClass{Have: t.Have, Target: t.Target, Share: users2(t.Share), Held: users2(t.Held), Lo: t.Lo, Hi: t.Hi}
 	}
 	for i := range p.Hosts {
 		h := &p.Hosts[i]
@@ -136,7 +146,8 @@ func (p *Plan) Summary() Summary {
 			cl = map[string]JSONClass{}
 		}
 		s.Hosts = append(s.Hosts, JSONHost{Name: h.Name, Pool: h.Pool, Group: h.Group, Weight: h.Weight,
-			AcceptNew: h.AcceptNew, Drain: h.Drain, Share: h.Share, Held: h.Held,
+			AcceptNew: h.AcceptNew, Drain: h.Drain, Share: part4(h.Share), Held: users2(h.Held),
+			ShareUsers: users2(h.ShareUsers), Goal: users2(h.Goal),
 			Before:  JSONLoad(h.Before),
 			After:   JSONLoad(h.After),
 			Unmoved: h.Unmoved, Out: h.Out, In: h.In, Classes: cl})
