@@ -56,8 +56,8 @@ func ParseHosts(path string, data []byte) ([]*cluster.Host, error) {
 				v.at(line, "unknown key %q", strings.Join(e.Key(), "."))
 			}
 		case errors.As(err, &de):
-			line, _ := de.Position()
-			v.at(line, "%s", strings.TrimPrefix(de.Error(), "toml: "))
+			line, msg := decodeProblem(de, data, v.idx)
+			v.at(line, "%s", msg)
 		default:
 			v.at(0, "%v", err)
 		}
