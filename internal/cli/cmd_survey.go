@@ -57,9 +57,14 @@ union of a user's sessions, so parallel connections count once. --since and
 --until bound the window (RFC 3339, YYYY-MM-DD, or a time ago like 30d, 12h).
 
 Results go to stdout (a table per host, or --json); progress, a summary and
-warnings go to stderr. Malformed log lines are counted, and the first few
-shown; they never stop the survey. A log file that cannot be read stops it,
-and no raw.tsv is written.
+warnings go to stderr. Malformed log lines (a date no calendar has among
+them) are counted, and the first few shown; they never stop the survey. A
+log file that cannot be read stops it (a folder given as a log, a .gz that
+is not gzip: gzip is told by its first bytes), and no raw.tsv is written.
+Warnings name what reads nothing: folders a glob matches, empty log files,
+logs with no login, a --since/--until window that no log line falls in.
+-v lists the log's user names that the directory lacks (the first 50, the
+most sessions first), to check how names are matched.
 
 Exit status: 0 when every user was surveyed; 1 when something is wrong with
 some users (a bad directory line, a home under no host's root, an unreadable
@@ -172,7 +177,8 @@ func runSurvey(ctx context.Context, opts surveyOptions, g *globals, run string) 
 		NoDisk: opts.noDisk, Workers: opts.workers,
 		Logs: logs, Sessions: opts.sessions,
 		Since: since, Until: until, Loc: loc,
-		Progress: prog,
+		Progress:     prog,
+		KeepLogUsers: showLogUsers,
 	})
 	stop()
 	if err != nil {
@@ -185,7 +191,7 @@ func runSurvey(ctx context.Context, opts surveyOptions, g *globals, run string) 
 	}
 
 	hosts := survey.Summarize(cfg.Cluster(), res.Users)
-	writeSurveySummary(g.stderr, res, hosts, problems)
+	writeSurveySummary(g.stderr, res, hosts, problems, g.verbose)
 	if g.json {
 		if err := writeSurveyJSON(g.stdout, run, path, res, hosts, problems); err != nil {
 			return err
@@ -279,8 +285,13 @@ func progressLine(p *survey.Progress) string {
 	return s
 }
 
-// writeSurveySummary tells stderr what was read and what was wrong.
-func writeSurveySummary(w io.Writer, res *survey.Result, hosts []survey.HostSummary, problems []error) {
+// showLogUsers is how many of the log's user names that the directory
+// lacks -v lists (and --json gives).
+const showLogUsers = 50
+
+// writeSurveySummary tells stderr what was read and what was wrong; with
+// verbose, which log names the directory lacks.
+func writeSurveySummary(w io.Writer, res *survey.Result, hosts []survey.HostSummary, problems []error, verbose bool) {
 	nh := 0
 	for _, h := range hosts {
 		if h.Host != "" && h.Users > 0 {
@@ -311,7 +322,19 @@ func writeSurveySummary(w io.Writer, res *survey.Result, hosts []survey.HostSumm
 			fmt.Fprintf(w, "survey: %d sessions from sessions files\n", res.Sessions)
 		}
 		if res.LogUsers > 0 {
-			fmt.Fprintf(w, "survey: %d user names in the logs are not in the directory (not counted)\n", res.LogUsers)
+			hint := " (-v lists them)"
+			if verbose {
+				hint = ", the most sessions first:"
+			}
+			fmt.Fprintf(w, "survey: %d user names in the logs are not in the directory (not counted)%s\n", res.LogUsers, hint)
+			if verbose {
+				for _, u := range res.LogUserNames {
+					fmt.Fprintf(w, "survey:   %s (%d sessions)\n", u.Name, u.Sessions)
+				}
+				if n := res.LogUsers - int64(len(res.LogUserNames)); n > 0 {
+					fmt.Fprintf(w, "survey:   … and %d more\n", n)
+				}
+			}
 		}
 		for _, m := range l.Malformed {
 			fmt.Fprintf(w, "survey: malformed line %s\n", m)
@@ -319,6 +342,9 @@ func writeSurveySummary(w io.Writer, res *survey.Result, hosts []survey.HostSumm
 		if n := l.ByKind[dovelog.Malformed]; n > int64(len(l.Malformed)) {
 			fmt.Fprintf(w, "survey: … and %d more malformed lines\n", n-int64(len(l.Malformed)))
 		}
+	}
+	for _, m := range res.Warnings {
+		fmt.Fprintf(w, "survey: warning: %s\n", m)
 	}
 	const show = 50
 	for i, p := range problems {
@@ -376,15 +402,16 @@ func writeSurveyJSON(w io.Writer, run, path string, res *survey.Result, hosts []
 		Malformed []string         `json:"malformed_examples"`
 	}
 	type sessionsJSON struct {
-		Logins          int64 `json:"logins"`
-		Paired          int64 `json:"paired"`
-		ClosedByRestart int64 `json:"closed_by_restart"`
-		ClosedByChild   int64 `json:"closed_by_dead_process"`
-		ClosedByPid     int64 `json:"closed_by_reused_pid"`
-		ClosedAtEnd     int64 `json:"open_at_end"`
-		Unmatched       int64 `json:"ends_without_login"`
-		FromFiles       int   `json:"from_sessions_files"`
-		LogUsers        int64 `json:"log_users_not_in_directory"`
+		Logins          int64            `json:"logins"`
+		Paired          int64            `json:"paired"`
+		ClosedByRestart int64            `json:"closed_by_restart"`
+		ClosedByChild   int64            `json:"closed_by_dead_process"`
+		ClosedByPid     int64            `json:"closed_by_reused_pid"`
+		ClosedAtEnd     int64            `json:"open_at_end"`
+		Unmatched       int64            `json:"ends_without_login"`
+		FromFiles       int              `json:"from_sessions_files"`
+		LogUsers        int64            `json:"log_users_not_in_directory"`
+		LogUserNames    []survey.LogUser `json:"log_users_not_in_directory_first"`
 	}
 	out := struct {
 		Run      string               `json:"run"`
@@ -395,6 +422,7 @@ func writeSurveyJSON(w io.Writer, run, path string, res *survey.Result, hosts []
 		Logs     logsJSON             `json:"logs"`
 		Sessions sessionsJSON         `json:"sessions"`
 		Problems []string             `json:"problems"`
+		Warnings []string             `json:"warnings"`
 		Elapsed  float64              `json:"elapsed_s"`
 	}{
 		Run: run, Raw: path, Users: len(res.Users), Missing: res.Missing, Hosts: hosts,
@@ -403,8 +431,9 @@ func writeSurveyJSON(w io.Writer, run, path string, res *survey.Result, hosts []
 			ClosedByRestart: res.Pairing.Closed[dovelog.ClosedByRestart], ClosedByChild: res.Pairing.Closed[dovelog.ClosedByChild],
 			ClosedByPid: res.Pairing.Closed[dovelog.ClosedByPidReused],
 			ClosedAtEnd: res.Pairing.Closed[dovelog.ClosedAtEnd], Unmatched: res.Pairing.Unmatched,
-			FromFiles: res.Sessions, LogUsers: res.LogUsers},
+			FromFiles: res.Sessions, LogUsers: res.LogUsers, LogUserNames: append([]survey.LogUser{}, res.LogUserNames...)},
 		Problems: []string{},
+		Warnings: append([]string{}, res.Warnings...),
 		Elapsed:  res.Elapsed.Seconds(),
 	}
 	for k := dovelog.Kind(0); k < dovelog.NumKinds; k++ {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,5 +147,71 @@ func TestParseWhen(t *testing.T) {
 	}
 	if got, err := parseWhen("2025-03-01", now); err != nil || got.Day() != 1 || got.Hour() != 0 {
 		t.Errorf("a date: %v %v", got, err)
+	}
+}
+
+// Logs that read nothing are warned about on stderr, naming them (exit
+// 0); a folder given as a log is an error; -v lists the log's user names
+// the directory lacks.
+func TestSurveyCommandWarnings(t *testing.T) {
+	sb, err := sandbox.Build(context.Background(), sandbox.Options{Dir: t.TempDir(), Users: 5, Seed: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := t.TempDir()
+	logs := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(logs, "old"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	code, _, errs := runMain("--config", sb.Config, "survey", run, "--no-disk", "--log", filepath.Join(logs, "old"))
+	if code != ExitError || !strings.Contains(errs, filepath.Join(logs, "old")+" is a folder") {
+		t.Errorf("--log FOLDER: exit %d, want %d saying it is a folder:\n%s", code, ExitError, errs)
+	}
+
+	code, _, errs = runMain("--config", sb.Config, "survey", run, "--no-disk", "--log", filepath.Join(logs, "*"))
+	if code != ExitOK {
+		t.Fatalf("--log GLOB of folders: exit %d:\n%s", code, errs)
+	}
+	for _, want := range []string{"warning: log glob \"" + filepath.Join(logs, "*") + "\" matches only folders (" + filepath.Join(logs, "old") + ")",
+		"warning: no log line was read", "connect time is 0 for everyone"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("--log GLOB of folders: stderr lacks %q:\n%s", want, errs)
+		}
+	}
+
+	empty := filepath.Join(logs, "dovecot.log")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = runMain("--config", sb.Config, "survey", run, "--no-disk", "--log", empty)
+	if code != ExitOK || !strings.Contains(errs, "warning: log file "+empty+" is empty") {
+		t.Errorf("an empty log: exit %d, want 0 and a warning naming it:\n%s", code, errs)
+	}
+
+	until := sb.LogStart.Add(-time.Hour).UTC()
+	code, _, errs = runMain("--config", sb.Config, "survey", run, "--no-disk", "--log-zone", "UTC", "--until", until.Format(time.RFC3339))
+	if code != ExitOK || !strings.Contains(errs, "warning: no log line falls in the window up to "+until.Format(time.RFC3339)) ||
+		!strings.Contains(errs, "connect time is 0 for everyone") {
+		t.Errorf("a window before the log: exit %d, want 0 and a warning:\n%s", code, errs)
+	}
+
+	// Names the directory lacks: counted, listed with -v.
+	other := filepath.Join(logs, "other.log")
+	var b strings.Builder
+	for i := 0; i < 60; i++ {
+		fmt.Fprintf(&b, "Mar  1 10:00:%02d imap-login: Info: Login: user=<stranger%02d@other.org>, method=PLAIN, mpid=%d, session=<s%d>\n", i, i, i+1, i)
+	}
+	if err := os.WriteFile(other, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = runMain("--config", sb.Config, "survey", run, "--no-disk", "--log", other)
+	if code != ExitOK || !strings.Contains(errs, "60 user names in the logs are not in the directory (not counted) (-v lists them)") || strings.Contains(errs, "stranger00") {
+		t.Errorf("without -v: exit %d:\n%s", code, errs)
+	}
+	code, _, errs = runMain("--config", sb.Config, "-v", "survey", run, "--no-disk", "--log", other)
+	if code != ExitOK || !strings.Contains(errs, "survey:   stranger00@other.org (1 sessions)") || !strings.Contains(errs, "survey:   stranger49@other.org") ||
+		strings.Contains(errs, "stranger50") || !strings.Contains(errs, "survey:   … and 10 more") {
+		t.Errorf("-v: exit %d, want the first 50 names and a count of the rest:\n%s", code, errs)
 	}
 }

@@ -33,11 +33,20 @@ type logFile struct {
 // and its rotations, each stream's files oldest first: dovecot.log.2.gz,
 // dovecot.log.1, dovecot.log (and dateext's dovecot.log-20250301.gz). A
 // glob that matches no file is an error, and so is a match that cannot be
-// read.
+// read, and a folder named as such (not by a glob pattern). Folders a
+// pattern matches are skipped; FindLogsWarn says so.
 func FindLogs(globs []string) ([]dovelog.Stream, []int64, error) {
+	streams, sizes, _, err := FindLogsWarn(globs)
+	return streams, sizes, err
+}
+
+// FindLogsWarn is FindLogs that also returns warnings: the folders a glob
+// matched, which are not read.
+func FindLogsWarn(globs []string) ([]dovelog.Stream, []int64, []string, error) {
 	seen := map[string]bool{}
 	var files []logFile
 	var errs []error
+	var warnings []string
 	for _, g := range globs {
 		matches, err := filepath.Glob(g)
 		if err != nil {
@@ -48,26 +57,41 @@ func FindLogs(globs []string) ([]dovelog.Stream, []int64, error) {
 			errs = append(errs, fmt.Errorf("log glob %q matches no file", g))
 			continue
 		}
+		var dirs []string
+		nfiles := 0
 		for _, m := range matches {
 			if seen[m] {
+				nfiles++
 				continue
 			}
 			seen[m] = true
 			fi, err := os.Stat(m)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("read log %s: %w", m, err))
+				errs = append(errs, fmt.Errorf("read log %s: %w", m, bare(err)))
 				continue
 			}
 			if fi.IsDir() {
+				if !hasMeta(g) {
+					errs = append(errs, fmt.Errorf("log %s is a folder, not a log file: give the files in it, like %s", m, filepath.Join(m, "*.log*")))
+				}
+				dirs = append(dirs, m)
 				continue
 			}
+			nfiles++
 			f := logFile{path: m, size: fi.Size(), mtime: fi.ModTime()}
 			f.base, f.order, f.date = rotation(m)
 			files = append(files, f)
 		}
+		switch {
+		case len(dirs) == 0 || !hasMeta(g):
+		case nfiles == 0:
+			warnings = append(warnings, fmt.Sprintf("log glob %q matches only folders (%s): no log is read from it", g, listSome(dirs, 3)))
+		default:
+			warnings = append(warnings, fmt.Sprintf("log glob %q matches folders, which are not read: %s", g, listSome(dirs, 3)))
+		}
 	}
 	if len(errs) > 0 {
-		return nil, nil, errors.Join(errs...)
+		return nil, nil, nil, errors.Join(errs...)
 	}
 	groups := map[string][]logFile{}
 	var bases []string
@@ -92,7 +116,19 @@ func FindLogs(globs []string) ([]dovelog.Stream, []int64, error) {
 		streams = append(streams, s)
 		sizes = append(sizes, size)
 	}
-	return streams, sizes, nil
+	return streams, sizes, warnings, nil
+}
+
+// hasMeta says whether a glob has pattern characters, so that it may
+// match what its author did not name.
+func hasMeta(g string) bool { return strings.ContainsAny(g, `*?[\`) }
+
+// listSome lists the first n names and how many more there are.
+func listSome(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }
 
 // older says whether a was written before b.

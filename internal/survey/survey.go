@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,11 @@ type Options struct {
 
 	// Progress, if set, is kept up to date while the survey runs.
 	Progress *Progress
+
+	// KeepLogUsers is how many of the log's user names that the
+	// directory does not have to keep in Result.LogUserNames, those with
+	// the most sessions first (0: none).
+	KeepLogUsers int
 }
 
 // Progress is what a running survey has done so far. Its fields may be
@@ -63,6 +69,14 @@ type Result struct {
 	Sessions int   // sessions read from sessions files
 	Streams  int   // log streams (a live file and its rotations)
 	LogUsers int64 // user names in the logs that the directory does not have
+	// LogUserNames are some of them (Options.KeepLogUsers), the most
+	// sessions first, then by name.
+	LogUserNames []LogUser
+
+	// Warnings say why connect time may be less than the logs were
+	// meant to give: folders a glob matched, empty log files, logs with
+	// no login, a window no log line falls in. The survey went on.
+	Warnings []string
 
 	// Problems are per-user problems: the survey went on, but the rows
 	// they name are incomplete (a home on no host, an unreadable home, a
@@ -109,10 +123,11 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 
 	// The logs, found up front so that a bad glob stops the survey before
 	// any work.
-	streams, sizes, err := FindLogs(opt.Logs)
+	streams, sizes, warnings, err := FindLogsWarn(opt.Logs)
 	if err != nil {
 		return nil, err
 	}
+	res.Warnings = warnings
 	res.Streams = len(streams)
 	for i := range streams {
 		for j := range streams[i].Files {
@@ -175,12 +190,14 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	}
 	res.Problems = append(res.Problems, diskProblems...)
 
+	var unknown logUserHeap
 	if pr != nil {
 		res.Pairing = pr.Stats()
 		pr.Each(func(name string, t dovelog.Totals) {
 			i, ok := idx[name]
 			if !ok || !t.Known {
 				res.LogUsers++
+				unknown.offer(LogUser{Name: name, Sessions: t.Sessions}, opt.KeepLogUsers)
 				return
 			}
 			u := &res.Users[i]
@@ -189,8 +206,116 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 			u.LastLogin = t.LastLogin
 		})
 	}
+	res.LogUserNames = unknown.sorted()
+	if len(opt.Logs) > 0 || len(opt.Remote) > 0 {
+		res.Warnings = append(res.Warnings, logWarnings(res, opt)...)
+	}
 	res.Elapsed = time.Since(start)
 	return res, nil
+}
+
+// logWarnings says what in the logs read leaves connect time short: empty
+// files, no line or no login at all, no line within the window.
+func logWarnings(res *Result, opt Options) []string {
+	var out []string
+	l := res.Log
+	for _, f := range l.Empty {
+		out = append(out, fmt.Sprintf("log file %s is empty", f))
+	}
+	zero := "; connect time is 0 for everyone"
+	if res.Pairing.Counted > 0 {
+		zero = "" // sessions files or sessions spanning the window gave some
+	}
+	switch {
+	case l.Lines == 0:
+		out = append(out, "no log line was read (no log file, or only empty ones)"+zero)
+		return out
+	case l.ByKind[dovelog.Login] == 0:
+		out = append(out, fmt.Sprintf("the logs hold no IMAP or POP3 login in %d lines (are they Dovecot's?)%s", l.Lines, zero))
+		return out
+	}
+	if (!opt.Since.IsZero() || !opt.Until.IsZero()) && l.InWindow == 0 {
+		span := "no line has a time"
+		if !l.First.IsZero() {
+			span = fmt.Sprintf("the logs run from %s to %s", l.First.In(opt.Loc).Format(time.RFC3339), l.Last.In(opt.Loc).Format(time.RFC3339))
+		}
+		if zero == "" {
+			zero = "; only sessions that span it count"
+		}
+		out = append(out, fmt.Sprintf("no log line falls in the window %s (%s)%s", windowText(opt.Since, opt.Until, opt.Loc), span, zero))
+	}
+	return out
+}
+
+// windowText writes a window: "A – B", "from A on", "up to B".
+func windowText(since, until time.Time, loc *time.Location) string {
+	f := func(t time.Time) string { return t.In(loc).Format(time.RFC3339) }
+	switch {
+	case since.IsZero():
+		return "up to " + f(until)
+	case until.IsZero():
+		return "from " + f(since) + " on"
+	}
+	return f(since) + " – " + f(until)
+}
+
+// LogUser is a user name of the logs that the directory does not have.
+type LogUser struct {
+	Name     string `json:"name"`
+	Sessions int64  `json:"sessions"` // within the window
+}
+
+// before orders log users: the most sessions first, then by name.
+func (a LogUser) before(b LogUser) bool {
+	if a.Sessions != b.Sessions {
+		return a.Sessions > b.Sessions
+	}
+	return a.Name < b.Name
+}
+
+// logUserHeap keeps the first n log users in that order, at its root the
+// last of them (the first to give way).
+type logUserHeap []LogUser
+
+func (h *logUserHeap) offer(u LogUser, n int) {
+	s := *h
+	switch {
+	case n <= 0:
+		return
+	case len(s) < n:
+		s = append(s, u)
+		for i := len(s) - 1; i > 0; {
+			p := (i - 1) / 2
+			if !s[p].before(s[i]) {
+				break
+			}
+			s[p], s[i] = s[i], s[p]
+			i = p
+		}
+	case u.before(s[0]):
+		s[0] = u
+		for i := 0; ; {
+			m, l, r := i, 2*i+1, 2*i+2
+			if l < len(s) && s[m].before(s[l]) {
+				m = l
+			}
+			if r < len(s) && s[m].before(s[r]) {
+				m = r
+			}
+			if m == i {
+				break
+			}
+			s[i], s[m] = s[m], s[i]
+			i = m
+		}
+	}
+	*h = s
+}
+
+func (h logUserHeap) sorted() []LogUser {
+	out := append([]LogUser(nil), h...)
+	sort.Slice(out, func(i, j int) bool { return out[i].before(out[j]) })
+	return out
 }
 
 // surveyDisks fills host, pool, status, bytes and messages of every user,

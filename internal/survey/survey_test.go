@@ -5,9 +5,12 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -475,5 +478,165 @@ func TestLogFormatByContent(t *testing.T) {
 	}
 	if res, err := survey(p); err != nil || res.Users[0].ConnectS != 1800 {
 		t.Errorf("a log starting with BZh: %v", err)
+	}
+}
+
+func hasWarning(res *Result, parts ...string) bool {
+	for _, w := range res.Warnings {
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(w, p)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// A log path that reads nothing is said, naming it; a folder named as a
+// log is an error; a window no line falls in is said.
+func TestLogsThatReadNothing(t *testing.T) {
+	const text = "Mar  1 10:00:00 imap-login: Info: Login: user=<alice>, method=PLAIN, mpid=1, session=<a1>\n" +
+		"Mar  1 10:30:00 imap(alice)<1><a1>: Info: Logged out in=1 out=2\n"
+	dir := t.TempDir()
+	tree(t, dir, map[string]string{
+		"logs/dovecot.log":       text,
+		"logs/old/":              "",
+		"only/sub1/":             "",
+		"only/sub2/":             "",
+		"empty/dovecot.log":      "",
+		"empty/dovecot.log.1.gz": "",
+		"noise/dovecot.log":      "Mar  1 10:00:00 auth: Info: passwd-file(x,1.2.3.4): unknown user\n",
+	})
+	gzipFile(t, filepath.Join(dir, "empty/dovecot.log.2.gz"), "")
+	ref := time.Date(2025, 3, 2, 0, 0, 0, 0, time.UTC)
+	for _, p := range []string{"logs/dovecot.log", "noise/dovecot.log"} {
+		if err := os.Chtimes(filepath.Join(dir, p), ref, ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &cluster.Cluster{Hosts: []*cluster.Host{{Name: "h", Root: "/h", FSRoot: dir}}}
+	run := func(opt Options) (*Result, error) {
+		opt.Cluster, opt.NoDisk, opt.Loc = c, true, time.UTC
+		opt.Entries = []directory.Entry{{User: "alice", Home: "/h/alice"}}
+		return Run(context.Background(), opt)
+	}
+	j := func(p string) string { return filepath.Join(dir, p) }
+
+	// A glob that matches a folder beside the log: the folder is named.
+	res, err := run(Options{Logs: []string{j("logs/*")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Users[0].ConnectS != 1800 || !hasWarning(res, j("logs/old"), "not read") || len(res.Warnings) != 1 {
+		t.Errorf("logs/*: connect_s %d, warnings %q", res.Users[0].ConnectS, res.Warnings)
+	}
+
+	// A glob that matches only folders.
+	res, err = run(Options{Logs: []string{j("only/*")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasWarning(res, j("only/*"), "only folders", j("only/sub1")) || !hasWarning(res, "no log line was read", "connect time is 0 for everyone") {
+		t.Errorf("only/*: warnings %q", res.Warnings)
+	}
+
+	// A folder named as a log, not by a pattern, is an error naming it.
+	for _, p := range []string{j("logs"), j("logs/old")} {
+		if _, err := run(Options{Logs: []string{p}}); err == nil || !strings.Contains(err.Error(), p+" is a folder") {
+			t.Errorf("--log %s: err = %v, want one saying it is a folder", p, err)
+		}
+	}
+
+	// Empty files, plain and .gz, read nothing and say so.
+	res, err = run(Options{Logs: []string{j("empty/dovecot.log*")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"empty/dovecot.log", "empty/dovecot.log.1.gz", "empty/dovecot.log.2.gz"} {
+		if !hasWarning(res, "log file "+j(f)+" is empty") {
+			t.Errorf("no warning for the empty %s: %q", f, res.Warnings)
+		}
+	}
+	if !hasWarning(res, "no log line was read", "connect time is 0 for everyone") || res.Log.Files != 3 {
+		t.Errorf("empty logs: %d files read, warnings %q", res.Log.Files, res.Warnings)
+	}
+
+	// Lines, but no login.
+	res, err = run(Options{Logs: []string{j("noise/dovecot.log")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !hasWarning(res, "no IMAP or POP3 login", "connect time is 0 for everyone") {
+		t.Errorf("a log without logins: warnings %q", res.Warnings)
+	}
+
+	// Windows: after the log, before it, around a session but no line,
+	// and one that holds lines.
+	day := func(h, m int) time.Time { return time.Date(2025, 3, 1, h, m, 0, 0, time.UTC) }
+	for _, tc := range []struct {
+		since, until time.Time
+		want         []string // nil: no warning
+		connect      int64
+	}{
+		{since: day(12, 0), want: []string{"no log line falls in the window from 2025-03-01T12:00:00Z on", "the logs run from 2025-03-01T10:00:00Z to 2025-03-01T10:30:00Z", "connect time is 0 for everyone"}},
+		{until: day(9, 0), want: []string{"no log line falls in the window up to 2025-03-01T09:00:00Z", "connect time is 0 for everyone"}},
+		{since: day(10, 10), until: day(10, 20), want: []string{"2025-03-01T10:10:00Z – 2025-03-01T10:20:00Z", "only sessions that span it count"}, connect: 600},
+		{since: day(10, 20), until: day(11, 0), connect: 600},
+	} {
+		res, err := run(Options{Logs: []string{j("logs/dovecot.log")}, Since: tc.since, Until: tc.until})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.want == nil && len(res.Warnings) > 0 || tc.want != nil && !hasWarning(res, tc.want...) || res.Users[0].ConnectS != tc.connect {
+			t.Errorf("window %v – %v: connect_s %d, warnings %q; want %d and %q", tc.since, tc.until, res.Users[0].ConnectS, res.Warnings, tc.connect, tc.want)
+		}
+	}
+}
+
+// The log names the directory lacks are kept, the most sessions first.
+func TestLogUserNames(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	for i, u := range []string{"alice", "zed@other.org", "bob@other.org", "zed@other.org", "amy@other.org", "zed@other.org", "bob@other.org"} {
+		ts := fmt.Sprintf("Mar  1 10:%02d:00 ", i)
+		fmt.Fprintf(&b, "%simap-login: Info: Login: user=<%s>, method=PLAIN, mpid=%d, session=<s%d>\n", ts, u, i+1, i)
+		fmt.Fprintf(&b, "%simap(%s)<%d><s%d>: Info: Logged out in=1 out=2\n", ts, u, i+1, i)
+	}
+	tree(t, dir, map[string]string{"dovecot.log": b.String()})
+	c := &cluster.Cluster{Domain: "example.edu", Hosts: []*cluster.Host{{Name: "h", Root: "/h", FSRoot: dir}}}
+	for keep, want := range map[int]string{0: "", 2: "zed@other.org:3 bob@other.org:2", 50: "zed@other.org:3 bob@other.org:2 amy@other.org:1"} {
+		res, err := Run(context.Background(), Options{Cluster: c, NoDisk: true, Loc: time.UTC, KeepLogUsers: keep,
+			Logs: []string{filepath.Join(dir, "dovecot.log")}, Entries: []directory.Entry{{User: "alice", Home: "/h/alice"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, u := range res.LogUserNames {
+			got = append(got, fmt.Sprintf("%s:%d", u.Name, u.Sessions))
+		}
+		if strings.Join(got, " ") != want || res.LogUsers != 3 {
+			t.Errorf("keep %d: %d names, %q; want 3, %q", keep, res.LogUsers, got, want)
+		}
+	}
+}
+
+func TestLogUserHeapKeepsTheFirst(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for round := 0; round < 200; round++ {
+		n, keep := r.IntN(300), 1+r.IntN(60)
+		var all []LogUser
+		var h logUserHeap
+		for i := 0; i < n; i++ {
+			u := LogUser{Name: fmt.Sprintf("u%d", r.IntN(1000)), Sessions: int64(r.IntN(8))}
+			all = append(all, u)
+			h.offer(u, keep)
+		}
+		sort.Slice(all, func(i, j int) bool { return all[i].before(all[j]) })
+		want := all[:min(keep, len(all))]
+		if got := h.sorted(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("keep %d of %d:\n got %v\nwant %v", keep, n, got, want)
+		}
 	}
 }

@@ -59,6 +59,23 @@ type Report struct {
 	Bytes     int64
 	ByKind    [NumKinds]int64
 	Malformed []LineProblem // the first few
+	Empty     []string      // files that held nothing (after unpacking)
+
+	// First and Last are the earliest and latest times of the lines read
+	// (zero if no line had one); InWindow counts the lines whose time is
+	// within the pairer's window.
+	First, Last time.Time
+	InWindow    int64
+}
+
+// span widens the report's time span to take in [lo, hi] (Unix ns).
+func (r *Report) span(lo, hi int64) {
+	if r.First.IsZero() || lo < r.First.UnixNano() {
+		r.First = time.Unix(0, lo).UTC()
+	}
+	if r.Last.IsZero() || hi > r.Last.UnixNano() {
+		r.Last = time.Unix(0, hi).UTC()
+	}
 }
 
 // Add sums another report into r.
@@ -74,6 +91,11 @@ func (r *Report) Add(o Report, examples int) {
 			r.Malformed = append(r.Malformed, m)
 		}
 	}
+	r.Empty = append(r.Empty, o.Empty...)
+	if !o.First.IsZero() {
+		r.span(o.First.UnixNano(), o.Last.UnixNano())
+	}
+	r.InWindow += o.InWindow
 }
 
 // Scan reads every stream, parsing blocks of each in parallel, merges the
@@ -96,8 +118,9 @@ func Scan(ctx context.Context, streams []Stream, pr *Pairer, opt ScanOptions) (R
 
 	var wg sync.WaitGroup
 	heads := make([]*cursor, len(streams))
+	win := window{pr.since, pr.until}
 	for i := range streams {
-		heads[i] = startStream(ctx, &wg, &streams[i], opt)
+		heads[i] = startStream(ctx, &wg, &streams[i], opt, win)
 	}
 	defer func() {
 		cancel()
@@ -229,11 +252,16 @@ type job struct {
 
 	events   []rec
 	lines    int64
+	minTime  int64
 	maxTime  int64
 	hasTime  bool
+	inWindow int64
 	byKind   [NumKinds]int64
 	problems []blockProblem
 }
+
+// window is the pairer's window, for counting the lines within it.
+type window struct{ since, until int64 }
 
 type blockProblem struct {
 	line   int64 // within the block, from 1
@@ -273,13 +301,16 @@ func (c *cursor) next(pr *Pairer, src int, rep *Report, opt ScanOptions) (bool, 
 			c.recycle(j)
 			return false, err
 		}
-		if j.file != c.curFile {
-			c.curFile, c.lineBase = j.file, 0
-			rep.Files++
-		}
 		name := c.stream.Name
 		if j.file < len(c.stream.Files) {
 			name = c.stream.Files[j.file].Name
+		}
+		if j.file != c.curFile {
+			c.curFile, c.lineBase = j.file, 0
+			rep.Files++
+			if len(j.data) == 0 && len(c.stream.Files) > 0 {
+				rep.Empty = append(rep.Empty, name)
+			}
 		}
 		for _, bp := range j.problems {
 			if len(rep.Malformed) < opt.Examples {
@@ -294,7 +325,11 @@ func (c *cursor) next(pr *Pairer, src int, rep *Report, opt ScanOptions) (bool, 
 		}
 		if j.hasTime {
 			pr.See(src, j.maxTime)
+			if len(c.stream.Files) > 0 { // log lines, not sessions from elsewhere
+				rep.span(j.minTime, j.maxTime)
+			}
 		}
+		rep.InWindow += j.inWindow
 		c.job, c.pos, c.fetched = j, 0, 0
 		if len(j.events) > 0 {
 			return true, nil
@@ -324,7 +359,7 @@ func (c *cursor) drain() {
 	}
 }
 
-func startStream(ctx context.Context, wg *sync.WaitGroup, s *Stream, opt ScanOptions) *cursor {
+func startStream(ctx context.Context, wg *sync.WaitGroup, s *Stream, opt ScanOptions, win window) *cursor {
 	inflight := 2*opt.Workers + 2
 	c := &cursor{stream: s, order: make(chan *job, inflight), free: make(chan *job, inflight+2), curFile: -1}
 	if len(s.Files) == 0 {
@@ -355,7 +390,7 @@ func startStream(ctx context.Context, wg *sync.WaitGroup, s *Stream, opt ScanOpt
 					file = j.file
 					p.SetRef(s.Files[file].Ref)
 				}
-				parseBlock(p, j, opt.Examples)
+				parseBlock(p, j, opt.Examples, win)
 				close(j.done)
 			}
 		}()
@@ -416,6 +451,7 @@ func readStream(ctx context.Context, s *Stream, c *cursor, work chan<- *job, siz
 		}
 		var carry []byte
 		eof := false
+		sent := false
 		for !eof {
 			j := c.newJob(fi, size)
 			buf := append(j.data[:0], carry...)
@@ -449,10 +485,13 @@ func readStream(ctx context.Context, s *Stream, c *cursor, work chan<- *job, siz
 			}
 			carry = append(carry[:0], buf[cut:]...)
 			j.data = buf[:cut]
-			if len(j.data) == 0 {
+			if len(j.data) == 0 && (sent || !eof) {
 				c.recycle(j)
 				continue
 			}
+			// An empty file still sends one empty block, so that the
+			// consumer can tell it was read and held nothing.
+			sent = true
 			if !send(j) {
 				rc.Close()
 				return
@@ -463,7 +502,7 @@ func readStream(ctx context.Context, s *Stream, c *cursor, work chan<- *job, siz
 }
 
 // parseBlock parses the lines of one block into its job.
-func parseBlock(p *Parser, j *job, examples int) {
+func parseBlock(p *Parser, j *job, examples int, win window) {
 	var ev Event
 	data := j.data
 	for len(data) > 0 {
@@ -477,8 +516,13 @@ func parseBlock(p *Parser, j *job, examples int) {
 		p.Parse(line, &ev)
 		j.byKind[ev.Kind]++
 		if ev.Time != 0 { // blank and malformed lines have no time
-			if !j.hasTime || ev.Time > j.maxTime {
-				j.maxTime, j.hasTime = ev.Time, true
+			if !j.hasTime {
+				j.minTime, j.maxTime, j.hasTime = ev.Time, ev.Time, true
+			}
+			j.minTime = min(j.minTime, ev.Time)
+			j.maxTime = max(j.maxTime, ev.Time)
+			if ev.Time >= win.since && ev.Time <= win.until {
+				j.inWindow++
 			}
 		}
 		switch ev.Kind {
