@@ -42,6 +42,11 @@ type Options struct {
 	// ErrVanished) and list it in Stats.Vanished instead of failing.
 	// Sync always does so.
 	SkipVanished bool
+	// Cache, if set, keeps what Copy and Sync learn of the copy (and,
+	// with Hash, of the files' contents), so that the next Sync into the
+	// same copy need not scan it (see Cache). Share one Cache between all
+	// the copies and scans of a move.
+	Cache *Cache
 
 	hook            func(event, rel string) // for tests
 	noCopyFileRange bool                    // for tests: read and write only
@@ -58,6 +63,11 @@ type Stats struct {
 	// folder counts once); Fixed the names whose contents were right and
 	// only metadata (mode, owner, times) were set.
 	Removed, Fixed int
+	// Renamed counts the Maildir messages that Sync renamed in the copy
+	// (new flags, or from new/ to cur/) instead of copying them again;
+	// Appended the mbox files to which it copied only what had been
+	// appended. Their bytes are in Bytes.
+	Renamed, Appended int
 	// Vanished lists the source names that were gone, or replaced, when
 	// they were to be copied. The copy does not have them.
 	Vanished []string
@@ -128,6 +138,14 @@ func Copy(ctx context.Context, src, dst string, opt Options) (Stats, error) {
 	c := newCopier(srcfd, dstfd, opt)
 	c.stats.Dirs++
 	c.stats.Vanished = plan.Vanished
+	if opt.Cache != nil {
+		c.led = newLedger()
+		if st, err := fstat(dstfd); err == nil {
+			c.led.wrote(".", &st, "")
+		} else {
+			c.led.fail()
+		}
+	}
 	var dirs, files, members []Entry
 	for _, e := range plan.Entries {
 		switch {
@@ -154,7 +172,21 @@ func Copy(ctx context.Context, src, dst string, opt Options) (Stats, error) {
 	if err := fsync(pfd); err != nil {
 		return c.result(fmt.Errorf("copy: fsync %s: %w", parent, err))
 	}
+	c.remember(nil)
 	return c.result(nil)
+}
+
+// remember keeps the manifest of the copy in Options.Cache, made from
+// base and the ledger, after a Copy or Sync that succeeded.
+func (c *copier) remember(base *Manifest) {
+	if c.opt.Cache == nil {
+		return
+	}
+	if m := c.led.manifest(c.dst, base); m != nil {
+		c.opt.Cache.putCopy(c.dst, m)
+	} else {
+		c.opt.Cache.forget(c.dst)
+	}
 }
 
 func vanishedError(op string, names []string) error {
@@ -178,7 +210,8 @@ type copier struct {
 	mu         sync.Mutex
 	stats      Stats
 	vanished   map[string]bool
-	syncfs     bool // some metadata could only be made durable by syncfs
+	syncfs     bool    // some metadata could only be made durable by syncfs
+	led        *ledger // what was written, for Options.Cache; nil: not kept
 }
 
 func newCopier(src, dst int, opt Options) *copier {
@@ -232,6 +265,9 @@ func (c *copier) mkdirs(dirs []Entry) error {
 			return fmt.Errorf("copy %s: open folder: %w", quote(e.Path), err)
 		}
 		err = unix.Mkdirat(fd, name, 0o700)
+		if err == nil {
+			c.led.wroteAt(fd, name, e.Path)
+		}
 		unix.Close(fd)
 		if err != nil {
 			return fmt.Errorf("copy %s: mkdir: %w", quote(e.Path), err)
@@ -377,7 +413,21 @@ func (c *copier) copyFile(sdir, ddir int, name, rel string) (int64, error) {
 	if err := fsync(dfd); err != nil {
 		return n, fmt.Errorf("copy %s: fsync: %w", quote(rel), err)
 	}
+	c.record(dfd, rel)
 	return n, nil
+}
+
+// record notes in the ledger a file of the copy, open as fd, as it is now.
+func (c *copier) record(fd int, rel string) {
+	if c.led == nil {
+		return
+	}
+	st, err := fstat(fd)
+	if err != nil {
+		c.led.fail()
+		return
+	}
+	c.led.wrote(rel, &st, "")
 }
 
 // setMeta sets owner, then mode (a chown clears setuid and setgid), then
@@ -423,7 +473,11 @@ func (c *copier) copySymlink(sdir, ddir int, name, rel string) error {
 	if err := unix.Symlinkat(target, ddir, name); err != nil {
 		return fmt.Errorf("copy %s: symlink: %w", quote(rel), err)
 	}
-	return c.symlinkMeta(ddir, name, rel, st.Uid, st.Gid, st.Atim.Nano(), st.Mtim.Nano())
+	if err := c.symlinkMeta(ddir, name, rel, st.Uid, st.Gid, st.Atim.Nano(), st.Mtim.Nano()); err != nil {
+		return err
+	}
+	c.led.wroteAt(ddir, name, rel)
+	return nil
 }
 
 func (c *copier) symlinkMeta(ddir int, name, rel string, uid, gid uint32, atime, mtime int64) error {
@@ -490,6 +544,9 @@ func (c *copier) link(from, to string) error {
 	if err := unix.Linkat(ffd, fname, tfd, tname, 0); err != nil {
 		return fmt.Errorf("copy %s: link to %s: %w", quote(to), quote(from), err)
 	}
+	// Both names: the first one's link count changed too.
+	c.led.wroteAt(ffd, fname, from)
+	c.led.wroteAt(tfd, tname, to)
 	c.stats.HardLinks++
 	return nil
 }

@@ -18,7 +18,16 @@
 //     lists every Diff; none means equal. WriteTo and ReadManifest give
 //     it a text form that keeps every byte of every name.
 //   - copy: Copy makes a new tree (the staging folder of a move); Sync
-//     brings an existing earlier copy up to date.
+//     brings an existing earlier copy up to date. Sync knows mail: a
+//     Maildir message whose flags changed (same base name, same folder,
+//     in cur/ or new/) is renamed in the copy, not copied again, and an
+//     mbox file that only grew gets only its new end; each after checking
+//     the contents on both sides (maildir.go).
+//   - cache: a Cache, shared by the copies and scans of a move, keeps the
+//     hashes of files that have not changed since they were read, and the
+//     manifest of a copy as the last Sync left it, so that the passes
+//     under the hold read and scan only what changed (cache.go says when
+//     each is trusted).
 //   - hard link: a further name of a file inside the tree; the manifest
 //     names the first one in Entry.Link, and a copy keeps the sharing.
 //   - vanished: a name that was listed but had gone, or had been replaced,

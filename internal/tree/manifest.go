@@ -4,7 +4,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -69,6 +71,7 @@ type Entry struct {
 
 	dev, ino uint64 // identity of the inode, to find hard links
 	nlink    uint64
+	ctime    int64 // when the inode last changed (Cache)
 }
 
 // Manifest is what a scan saw of a tree.
@@ -117,7 +120,7 @@ func (m *Manifest) finish() {
 		}
 		m.Entries = kept
 	}
-	sort.Slice(m.Entries, func(i, j int) bool { return m.Entries[i].Path < m.Entries[j].Path })
+	slices.SortFunc(m.Entries, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
 	sort.Strings(m.Vanished)
 	type id struct{ dev, ino uint64 }
 	first := make(map[id]string)

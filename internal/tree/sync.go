@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -21,6 +22,18 @@ import (
 // mtime, and with Options.Hash the contents too (a file rewritten with the
 // same size and its mtime put back is caught only then). Names that
 // vanish from src meanwhile are left out and listed in Stats.Vanished.
+//
+// Mail is brought up to date the cheap way where that gives the same
+// result (see maildir.go): a Maildir message whose name changed (flags,
+// or new/ to cur/) is renamed in the copy, after its size and contents
+// were found equal on both sides; an mbox file that only grew gets only
+// its new end, after the old length's head was found equal on both sides.
+// Otherwise they are copied whole, like every other changed file.
+//
+// With Options.Cache (and without Options.Hash), the copy's manifest is
+// taken from what the last Copy or Sync into dst left, if the copy is
+// unchanged since, instead of from a scan of dst.
+//
 // The result must be verified like a Copy's. Sync never writes to src.
 func Sync(ctx context.Context, src, dst string, opt Options) (Stats, error) {
 	src, dst = filepath.Clean(src), filepath.Clean(dst)
@@ -41,9 +54,16 @@ func Sync(ctx context.Context, src, dst string, opt Options) (Stats, error) {
 	var sm, dm *Manifest
 	var serr, derr error
 	var wg sync.WaitGroup
-	sopt := ScanOptions{Hash: opt.Hash, Workers: opt.Workers, hook: opt.hook}
+	sopt := ScanOptions{Hash: opt.Hash, Workers: opt.Workers, Cache: opt.Cache, hook: opt.hook}
 	wg.Go(func() { sm, serr = scanFD(ctx, srcfd, sopt) })
-	wg.Go(func() { dm, derr = scanFD(ctx, dstfd, ScanOptions{Hash: opt.Hash, Workers: opt.Workers}) })
+	wg.Go(func() {
+		if opt.Cache != nil && !opt.Hash {
+			if dm = opt.Cache.copyOf(dstfd); dm != nil {
+				return
+			}
+		}
+		dm, derr = scanFD(ctx, dstfd, ScanOptions{Hash: opt.Hash, Workers: opt.Workers, Cache: opt.Cache})
+	})
 	wg.Wait()
 	if serr != nil {
 		return Stats{}, fmt.Errorf("sync: %w", serr)
@@ -55,6 +75,13 @@ func Sync(ctx context.Context, src, dst string, opt Options) (Stats, error) {
 	c := newCopier(srcfd, dstfd, opt)
 	c.skip = true
 	c.stats.Vanished = sm.Vanished
+	if opt.Cache != nil {
+		// Whatever happens now, the copy is no longer as recorded.
+		opt.Cache.forget(dstfd)
+		if !opt.Hash {
+			c.led = newLedger()
+		}
+	}
 	p := planSync(sm, dm, c.owners)
 	if os.Geteuid() != 0 {
 		if err := c.makeWritable(p.touched, dm); err != nil {
@@ -62,17 +89,11 @@ func Sync(ctx context.Context, src, dst string, opt Options) (Stats, error) {
 		}
 	}
 	for _, rel := range p.remove {
-		dir, name := splitPath(rel)
-		fd, err := openDir(dstfd, dir)
-		if err == nil {
-			err = removeAllAt(fd, name)
-			unix.Close(fd)
-		}
-		if err != nil {
-			return c.result(fmt.Errorf("sync %s: remove: %w", quote(rel), err))
+		if err := c.removeName(rel); err != nil {
+			return c.result(err)
 		}
 	}
-	c.stats.Removed = p.removed
+	c.stats.Removed += p.removed
 	if err := c.mkdirs(p.mkdirs); err != nil {
 		return c.result(err)
 	}
@@ -81,7 +102,15 @@ func Sync(ctx context.Context, src, dst string, opt Options) (Stats, error) {
 			return c.result(err)
 		}
 	}
-	if err := c.copyFiles(ctx, p.copy); err != nil {
+	again, err := c.renames(ctx, p.rename, sm.Hashed && dm.Hashed)
+	if err != nil {
+		return c.result(err)
+	}
+	more, err := c.grows(ctx, p.grow)
+	if err != nil {
+		return c.result(err)
+	}
+	if err := c.copyFiles(ctx, append(append(p.copy, again...), more...)); err != nil {
 		return c.result(err)
 	}
 	linked, err := c.relink(p.members)
@@ -106,7 +135,23 @@ func Sync(ctx context.Context, src, dst string, opt Options) (Stats, error) {
 			return c.result(fmt.Errorf("sync: syncfs %s: %w", dst, err))
 		}
 	}
+	c.remember(dm)
 	return c.result(nil)
+}
+
+// removeName removes a name (a folder with all below it) from the copy.
+func (c *copier) removeName(rel string) error {
+	dir, name := splitPath(rel)
+	fd, err := openDir(c.dst, dir)
+	if err == nil {
+		err = removeAllAt(fd, name)
+		unix.Close(fd)
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: remove: %w", quote(rel), err)
+	}
+	c.led.removed(rel)
+	return nil
 }
 
 // syncPlan is what Sync does, decided from the two manifests alone.
@@ -116,10 +161,19 @@ type syncPlan struct {
 	mkdirs  []Entry         // folders to create, in manifest order
 	copy    []Entry         // files and symlinks to copy (any old name already in remove)
 	fix     []Entry         // names whose metadata alone differ
+	rename  []renameOp      // messages to rename in the copy
+	grow    []growOp        // mbox files to extend
 	members []Entry         // further names of a file: linked at run time if need be
 	touched map[string]bool // folders whose names change
 	dirMeta map[string]bool // folders whose metadata alone differ
 }
+
+// renameOp renames a message of the copy from its old name (from, as the
+// copy's manifest has it) to its new one (to, as the source's has it).
+type renameOp struct{ from, to Entry }
+
+// growOp extends a file of the copy (old) to the source's (src).
+type growOp struct{ src, old Entry }
 
 // planSync compares the source manifest s with the copy's d.
 //
@@ -127,13 +181,17 @@ type syncPlan struct {
 // source must have an inode of its own in the copy; if the copy has it as
 // a further name of another file, it is copied anew. Further names are
 // checked when Sync runs (same inode as their first name, or linked
-// again), which also covers a first name that was copied anew.
+// again), which also covers a first name that was copied anew. Files with
+// several names are never renamed or extended, only copied.
 func planSync(s, d *Manifest, owners bool) syncPlan {
 	p := syncPlan{touched: make(map[string]bool), dirMeta: make(map[string]bool)}
 	src := index(s)
 	dst := index(d)
+	sLinked, dLinked := linkedNames(s), linkedNames(d)
 	hashed := s.Hashed && d.Hashed
 	gone := make(map[string]bool) // names removed from the copy
+	grown := make(map[string]bool)
+	orphans := make(map[string][]*Entry) // by message key: names of the copy gone from the source
 
 	dropped := func(rel string) bool {
 		for r := rel; r != "."; r, _ = splitPath(r) {
@@ -150,6 +208,9 @@ func planSync(s, d *Manifest, owners bool) syncPlan {
 		dir, _ := splitPath(rel)
 		p.touched[dir] = true
 	}
+	single := func(e *Entry, linked map[string]bool) bool {
+		return e.Kind == File && e.Link == "" && !linked[e.Path]
+	}
 
 	for i := range d.Entries {
 		de := &d.Entries[i]
@@ -158,15 +219,56 @@ func planSync(s, d *Manifest, owners bool) syncPlan {
 		}
 		se := src[de.Path]
 		switch {
+		case se == nil && single(de, dLinked):
+			if k, ok := messageKey(de.Path); ok {
+				orphans[k] = append(orphans[k], de)
+				continue
+			}
+			drop(de.Path)
 		case se == nil || se.Kind != de.Kind:
 			drop(de.Path)
 		case se.Kind == Dir:
 		case se.Link != "":
 			// Checked at run time against its first name.
+		case de.Link == "" && single(se, sLinked) && single(de, dLinked) &&
+			de.Size > 0 && se.Size > de.Size && mboxCandidate(se.Path):
+			p.grow = append(p.grow, growOp{src: *se, old: *de})
+			grown[se.Path] = true
 		case de.Link != "" || contentDiffers(se, de, hashed):
 			drop(de.Path)
 			p.removed-- // replaced, not removed
 		}
+	}
+
+	// A message of the source at a name the copy lacks, whose key matches
+	// exactly one name of the copy gone from the source (and no other
+	// name of the source), of the same size and, if both were hashed, the
+	// same contents, is that name renamed.
+	var keys map[string]int
+	if len(orphans) > 0 {
+		keys = make(map[string]int)
+		for i := range s.Entries {
+			if k, ok := messageKey(s.Entries[i].Path); ok && s.Entries[i].Kind == File {
+				if _, ok := orphans[k]; ok {
+					keys[k]++
+				}
+			}
+		}
+	}
+	renamedFrom := func(se *Entry) *Entry {
+		if len(orphans) == 0 || !single(se, sLinked) {
+			return nil
+		}
+		k, ok := messageKey(se.Path)
+		if !ok || keys[k] != 1 || len(orphans[k]) != 1 {
+			return nil
+		}
+		de := orphans[k][0]
+		if de.Size != se.Size || hashed && de.Hash != se.Hash {
+			return nil
+		}
+		delete(orphans, k)
+		return de
 	}
 
 	for i := range s.Entries {
@@ -188,13 +290,43 @@ func planSync(s, d *Manifest, owners bool) syncPlan {
 		case se.Link != "":
 			p.members = append(p.members, *se)
 		case de == nil:
-			p.copy = append(p.copy, *se)
+			if old := renamedFrom(se); old != nil {
+				p.rename = append(p.rename, renameOp{from: *old, to: *se})
+				odir, _ := splitPath(old.Path)
+				p.touched[odir] = true
+			} else {
+				p.copy = append(p.copy, *se)
+			}
 			p.touched[dir] = true
+		case grown[se.Path]:
+			p.touched[dir] = true // in case it must be copied whole after all
 		case metaDiffers(se, de, owners):
 			p.fix = append(p.fix, *se)
 		}
 	}
+	// Names gone from the source that no new name took over.
+	var left []string
+	for _, es := range orphans {
+		for _, de := range es {
+			left = append(left, de.Path)
+		}
+	}
+	sort.Strings(left)
+	for _, rel := range left {
+		drop(rel)
+	}
 	return p
+}
+
+// linkedNames returns the first names of files that have further names.
+func linkedNames(m *Manifest) map[string]bool {
+	l := make(map[string]bool)
+	for i := range m.Entries {
+		if m.Entries[i].Link != "" {
+			l[m.Entries[i].Link] = true
+		}
+	}
+	return l
 }
 
 func index(m *Manifest) map[string]*Entry {
@@ -243,6 +375,7 @@ func (c *copier) fixMeta(e Entry) error {
 		if err := c.symlinkMeta(fd, name, e.Path, e.UID, e.GID, e.ATime, e.MTime); err != nil {
 			return err
 		}
+		c.led.wroteAt(fd, name, e.Path)
 		c.stats.Fixed++
 		return nil
 	}
@@ -270,7 +403,10 @@ func (c *copier) fixMeta(e Entry) error {
 			return fmt.Errorf("sync %s: fsync: %w", quote(e.Path), err)
 		}
 	}
+	c.led.wroteAt(fd, name, e.Path)
+	c.mu.Lock()
 	c.stats.Fixed++
+	c.mu.Unlock()
 	return nil
 }
 
@@ -286,17 +422,8 @@ func (c *copier) relink(members []Entry) ([]string, error) {
 		if same {
 			continue
 		}
-		dir, name := splitPath(e.Path)
-		fd, err := openDir(c.dst, dir)
-		if err == nil {
-			err = unix.Unlinkat(fd, name, 0)
-			unix.Close(fd)
-			if errors.Is(err, unix.ENOENT) {
-				err = nil
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("sync %s: remove: %w", quote(e.Path), err)
+		if err := c.unlink(e.Path); err != nil {
+			return nil, err
 		}
 		redo = append(redo, e)
 	}
@@ -355,4 +482,275 @@ func (c *copier) makeWritable(dirs map[string]bool, d *Manifest) error {
 		}
 	}
 	return nil
+}
+
+// unlink removes a file or symlink from the copy; a missing one is fine.
+func (c *copier) unlink(rel string) error {
+	dir, name := splitPath(rel)
+	fd, err := openDir(c.dst, dir)
+	if err == nil {
+		err = unix.Unlinkat(fd, name, 0)
+		unix.Close(fd)
+		if errors.Is(err, unix.ENOENT) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: remove: %w", quote(rel), err)
+	}
+	c.led.removed(rel)
+	return nil
+}
+
+// renames renames messages in the copy. Unless both manifests were
+// hashed, it first reads both files to be sure they hold the same
+// message: a name is only a name. Where they differ, the old name is
+// removed and the new one is returned to be copied whole; where the
+// source's name has vanished meanwhile, the old name is removed and the
+// vanished name recorded.
+func (c *copier) renames(ctx context.Context, ops []renameOp, hashed bool) ([]Entry, error) {
+	var mu sync.Mutex
+	var again []Entry
+	j := newJobs(ctx, true)
+	for len(ops) > 0 {
+		n := min(chunk, len(ops))
+		part := ops[:n:n]
+		ops = ops[n:]
+		j.add(func() error {
+			for _, op := range part {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				if j.stopped() {
+					return nil
+				}
+				c.hook("rename", op.to.Path)
+				ok, err := c.rename(op, hashed)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					mu.Lock()
+					again = append(again, op.to)
+					mu.Unlock()
+				}
+			}
+			return nil
+		})
+	}
+	err := j.run(c.opt.workers())
+	return again, err
+}
+
+// rename carries out one renameOp; false means the new name is to be
+// copied whole (the old one is gone from the copy by then).
+func (c *copier) rename(op renameOp, hashed bool) (bool, error) {
+	if !hashed {
+		same, err := c.sameMessage(op)
+		if errors.Is(err, ErrVanished) {
+			if err := c.vanish(op.to.Path); err != nil {
+				return false, err
+			}
+			c.mu.Lock()
+			c.stats.Removed++
+			c.mu.Unlock()
+			return true, c.unlink(op.from.Path)
+		}
+		if err != nil {
+			return false, err
+		}
+		if !same {
+			c.mu.Lock()
+			c.stats.Removed++
+			c.mu.Unlock()
+			return false, c.unlink(op.from.Path)
+		}
+	}
+	fdir, fname := splitPath(op.from.Path)
+	tdir, tname := splitPath(op.to.Path)
+	ffd, err := openDir(c.dst, fdir)
+	if err != nil {
+		return false, fmt.Errorf("sync %s: open folder: %w", quote(op.from.Path), err)
+	}
+	defer unix.Close(ffd)
+	tfd, err := openDir(c.dst, tdir)
+	if err != nil {
+		return false, fmt.Errorf("sync %s: open folder: %w", quote(op.to.Path), err)
+	}
+	defer unix.Close(tfd)
+	if err := unix.Renameat2(ffd, fname, tfd, tname, unix.RENAME_NOREPLACE); err != nil {
+		return false, fmt.Errorf("sync %s: rename to %s: %w", quote(op.from.Path), quote(op.to.Path), err)
+	}
+	c.led.removed(op.from.Path)
+	c.mu.Lock()
+	c.stats.Renamed++
+	c.mu.Unlock()
+	if metaDiffers(&op.to, &op.from, c.owners) {
+		return true, c.fixMeta(op.to)
+	}
+	c.led.wroteAt(tfd, tname, op.to.Path)
+	return true, nil
+}
+
+// sameMessage reads the source's file at the new name and the copy's at
+// the old one, and tells whether they hold the same bytes.
+func (c *copier) sameMessage(op renameOp) (bool, error) {
+	sh, sst, err := hashAt(c.src, op.to.Path)
+	if err != nil {
+		if errors.Is(err, ErrVanished) {
+			return false, err
+		}
+		return false, fmt.Errorf("sync %s: %w", quote(op.to.Path), err)
+	}
+	if sst.Size != op.from.Size {
+		return false, nil
+	}
+	dh, _, err := hashAt(c.dst, op.from.Path)
+	if err != nil {
+		if errors.Is(err, ErrVanished) {
+			return false, nil // not as the manifest said: copy
+		}
+		return false, fmt.Errorf("sync %s: in the copy: %w", quote(op.from.Path), err)
+	}
+	return sh == dh, nil
+}
+
+// hashAt hashes the regular file rel below root.
+func hashAt(root int, rel string) (Hash, unix.Stat_t, error) {
+	dir, name := splitPath(rel)
+	dfd, err := openDir(root, dir)
+	if err != nil {
+		if gone(err) {
+			return Hash{}, unix.Stat_t{}, ErrVanished
+		}
+		return Hash{}, unix.Stat_t{}, fmt.Errorf("open folder: %w", err)
+	}
+	fd, err := openRead(dfd, name)
+	unix.Close(dfd)
+	if err != nil {
+		if gone(err) {
+			return Hash{}, unix.Stat_t{}, ErrVanished
+		}
+		return Hash{}, unix.Stat_t{}, fmt.Errorf("open: %w", err)
+	}
+	defer unix.Close(fd)
+	st, err := fstat(fd)
+	if err != nil {
+		return Hash{}, st, fmt.Errorf("stat: %w", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return Hash{}, st, ErrVanished
+	}
+	h, err := hashFD(fd, st.Size)
+	return h, st, err
+}
+
+// grows extends mbox files in the copy; it returns those to be copied
+// whole instead (their old copy is gone by then).
+func (c *copier) grows(ctx context.Context, ops []growOp) ([]Entry, error) {
+	var mu sync.Mutex
+	var again []Entry
+	j := newJobs(ctx, true)
+	for _, op := range ops {
+		j.add(func() error {
+			if j.stopped() {
+				return nil
+			}
+			c.hook("grow", op.src.Path)
+			ok, err := c.grow(op)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				if err := c.unlink(op.old.Path); err != nil {
+					return err
+				}
+				mu.Lock()
+				again = append(again, op.src)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	err := j.run(c.opt.workers())
+	return again, err
+}
+
+// grow copies to the copy of an mbox file what was appended to it since,
+// after checking that it is an mbox, that the copy has no other name, and
+// that the head as long as the copy is the same on both sides. false: it
+// must be copied whole.
+func (c *copier) grow(op growOp) (bool, error) {
+	rel := op.src.Path
+	dir, name := splitPath(rel)
+	sdir, err := openDir(c.src, dir)
+	if err != nil {
+		if gone(err) {
+			return false, nil // copyFiles finds it vanished
+		}
+		return false, fmt.Errorf("sync %s: open folder: %w", quote(dir), err)
+	}
+	defer unix.Close(sdir)
+	sfd, err := openRead(sdir, name)
+	if err != nil {
+		if gone(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("sync %s: open: %w", quote(rel), err)
+	}
+	defer unix.Close(sfd)
+	st, err := fstat(sfd)
+	if err != nil {
+		return false, fmt.Errorf("sync %s: stat: %w", quote(rel), err)
+	}
+	old := op.old.Size
+	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size < old {
+		return false, nil
+	}
+	magic := make([]byte, len(mboxMagic))
+	if n, err := unix.Pread(sfd, magic, 0); err != nil || !isMboxStart(magic[:n]) {
+		return false, nil
+	}
+	ddir, err := openDir(c.dst, dir)
+	if err != nil {
+		return false, fmt.Errorf("sync %s: open folder of the copy: %w", quote(dir), err)
+	}
+	defer unix.Close(ddir)
+	dfd, err := openat(ddir, name, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false, nil
+	}
+	defer unix.Close(dfd)
+	dst, err := fstat(dfd)
+	if err != nil || dst.Mode&unix.S_IFMT != unix.S_IFREG || dst.Size != old || dst.Nlink != 1 {
+		return false, nil
+	}
+	sh, err := hashFD(sfd, old)
+	if err != nil {
+		return false, fmt.Errorf("sync %s: %w", quote(rel), err)
+	}
+	dh, err := hashFD(dfd, old)
+	if err != nil {
+		return false, fmt.Errorf("sync %s: in the copy: %w", quote(rel), err)
+	}
+	if sh != dh {
+		return false, nil
+	}
+	// Both offsets are at old now: the rest of the source goes after it.
+	n, err := copyContent(dfd, sfd, c.cfr, c.progress)
+	if err != nil {
+		return false, fmt.Errorf("sync %s: append: %w", quote(rel), err)
+	}
+	if err := c.setMeta(dfd, &st); err != nil {
+		return false, fmt.Errorf("sync %s: %w", quote(rel), err)
+	}
+	if err := fsync(dfd); err != nil {
+		return false, fmt.Errorf("sync %s: fsync: %w", quote(rel), err)
+	}
+	c.record(dfd, rel)
+	c.mu.Lock()
+	c.stats.Appended++
+	c.stats.Bytes += n
+	c.mu.Unlock()
+	return true, nil
 }

@@ -1,6 +1,8 @@
 package tree
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -103,6 +105,51 @@ func readNames(fd int) ([]string, error) {
 			var used int
 			used, _, names = unix.ParseDirent(b, -1, names)
 			b = b[used:]
+		}
+	}
+}
+
+// dirent is a name of a folder and its type as the folder lists it
+// (unix.DT_REG, DT_DIR, …; DT_UNKNOWN where the file system does not say).
+type dirent struct {
+	name string
+	typ  uint8
+}
+
+// readDirents lists a folder with the type of each name: every name but
+// "." and "..".
+func readDirents(fd int) ([]dirent, error) {
+	buf := make([]byte, 32<<10)
+	var out []dirent
+	for {
+		var n int
+		err := ignoringEINTR(func() error {
+			var err error
+			n, err = unix.Getdents(fd, buf)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			return out, nil
+		}
+		// struct linux_dirent64: ino u64, off s64, reclen u16, type u8,
+		// then the name, NUL-terminated.
+		const nameOff = 19
+		for b := buf[:n]; len(b) >= nameOff; {
+			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+			if reclen < nameOff || reclen > len(b) {
+				return nil, fmt.Errorf("getdents: bad record length %d", reclen)
+			}
+			rec := b[nameOff:reclen]
+			if i := bytes.IndexByte(rec, 0); i >= 0 {
+				rec = rec[:i]
+			}
+			if name := string(rec); name != "." && name != ".." {
+				out = append(out, dirent{name: name, typ: b[18]})
+			}
+			b = b[reclen:]
 		}
 	}
 }

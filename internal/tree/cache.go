@@ -1,0 +1,241 @@
+package tree
+
+import (
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Cache keeps what the scans and copies of a move learned about its two
+// trees, so that the passes under the hold need not learn it again. Give
+// the same Cache (Options.Cache, ScanOptions.Cache) to every copy and
+// scan of a move; one Cache may serve many moves and goroutines at once.
+// It holds two things:
+//
+//   - Hashes of files, by inode, with the size, mtime and ctime the file
+//     had when it was read. A hashing scan takes a file's hash from the
+//     cache, without reading it, while all four are unchanged. Nothing
+//     can change a file's contents without setting its ctime to the
+//     current time, and ctime cannot be set back; so an unchanged ctime
+//     means unchanged contents, except for a write within the same tick
+//     of the file system's clock as the ctime seen (the "racy" case).
+//     Hence a hash is only kept for a file whose ctime was at least
+//     racyMargin older than the moment the scan began: a later write
+//     then gets a later ctime. This assumes the file system's clock is
+//     this machine's (a local file system, as every host's agent serves).
+//
+//   - The manifest of each copy as the last Copy or Sync left it, so that
+//     the next Sync into it need not scan it. It is trusted only while
+//     every folder of the copy still has the inode, ctime, mtime, mode and
+//     owner recorded when the Sync ended: any name created, removed or
+//     renamed in a folder sets that folder's ctime, so a copy changed by
+//     anything else is scanned again. What this cannot see is a file of
+//     the copy rewritten in place by someone else; a copy is the private
+//     staging folder of a move, written only by Copy and Sync, and the
+//     verify that decides whether a copy is good scans both sides afresh
+//     (it never uses this manifest), so at worst a stale manifest makes a
+//     verify fail, never pass.
+type Cache struct {
+	mu sync.Mutex
+	// Two generations of hashes keep the memory bounded: when cur is
+	// full it becomes old, and old is dropped.
+	cur, old map[inode]cachedHash
+	copies   []*copyState  // most recently used last
+	racy     time.Duration // racyMargin; tests shorten it
+}
+
+// NewCache returns an empty cache.
+func NewCache() *Cache { return &Cache{cur: make(map[inode]cachedHash), racy: racyMargin} }
+
+// racyMargin: see Cache. Far longer than a tick of any kernel's coarse
+// clock, short enough that files copied by a pass a few seconds ago are
+// cached by the next scan.
+const racyMargin = 2 * time.Second
+
+const (
+	maxCachedHashes = 1 << 20 // per generation; about 64 MiB for both
+	maxCachedCopies = 8
+)
+
+type inode struct{ dev, ino uint64 }
+
+type cachedHash struct {
+	size, mtime, ctime int64
+	hash               Hash
+}
+
+// hash returns the cached hash of a file, if its stat shows it unchanged.
+func (c *Cache) hash(st *unix.Stat_t) (Hash, bool) {
+	if c == nil {
+		return Hash{}, false
+	}
+	k := inode{st.Dev, st.Ino}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h, ok := c.cur[k]
+	if !ok {
+		if h, ok = c.old[k]; ok {
+			c.putLocked(k, h)
+		}
+	}
+	if !ok || h.size != st.Size || h.mtime != st.Mtim.Nano() || h.ctime != st.Ctim.Nano() {
+		return Hash{}, false
+	}
+	return h.hash, true
+}
+
+// putHash remembers the hash of a file read after st was taken, by a
+// scan that began at began.
+func (c *Cache) putHash(st *unix.Stat_t, h Hash, began time.Time) {
+	if c == nil || st.Ctim.Nano() >= began.Add(-c.racy).UnixNano() {
+		return
+	}
+	c.mu.Lock()
+	c.putLocked(inode{st.Dev, st.Ino}, cachedHash{size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), hash: h})
+	c.mu.Unlock()
+}
+
+func (c *Cache) putLocked(k inode, h cachedHash) {
+	if len(c.cur) >= maxCachedHashes {
+		c.old, c.cur = c.cur, make(map[inode]cachedHash)
+	}
+	c.cur[k] = h
+}
+
+// copyState is a copy as the last Copy or Sync into it left it.
+type copyState struct {
+	root inode
+	m    *Manifest // folders carry the ctime they had when it was made
+}
+
+// copyOf returns the manifest of the copy whose root is open as fd, if
+// one was recorded and the copy is unchanged since. The manifest is
+// shared: callers must not change it.
+func (c *Cache) copyOf(fd int) *Manifest {
+	if c == nil {
+		return nil
+	}
+	st, err := fstat(fd)
+	if err != nil {
+		return nil
+	}
+	k := inode{st.Dev, st.Ino}
+	c.mu.Lock()
+	var cs *copyState
+	for _, s := range c.copies {
+		if s.root == k {
+			cs = s
+		}
+	}
+	c.mu.Unlock()
+	if cs == nil || !unchangedDirs(fd, &st, cs.m) {
+		c.forget(fd)
+		return nil
+	}
+	return cs.m
+}
+
+// unchangedDirs checks every folder of m against the tree at fd.
+func unchangedDirs(fd int, root *unix.Stat_t, m *Manifest) bool {
+	var dirs []*Entry
+	for i := range m.Entries {
+		if m.Entries[i].Kind == Dir {
+			dirs = append(dirs, &m.Entries[i])
+		}
+	}
+	sts, err := statDirs(fd, root, dirs)
+	if err != nil {
+		return false
+	}
+	for i, e := range dirs {
+		st := &sts[i]
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Ino != e.ino || st.Dev != e.dev ||
+			st.Ctim.Nano() != e.ctime || st.Mtim.Nano() != e.MTime || st.Mode&0o7777 != e.Mode ||
+			st.Uid != e.UID || st.Gid != e.GID {
+			return false
+		}
+	}
+	return true
+}
+
+// statDirs lstats the folders dirs of the tree at fd (whose own stat is
+// root), each from its parent opened the safe way (openDir), each parent
+// once.
+func statDirs(fd int, root *unix.Stat_t, dirs []*Entry) ([]unix.Stat_t, error) {
+	out := make([]unix.Stat_t, len(dirs))
+	byParent := make(map[string][]int)
+	var parents []string
+	for i, e := range dirs {
+		if e.Path == "." {
+			out[i] = *root
+			continue
+		}
+		dir, _ := splitPath(e.Path)
+		if _, ok := byParent[dir]; !ok {
+			parents = append(parents, dir)
+		}
+		byParent[dir] = append(byParent[dir], i)
+	}
+	for _, dir := range parents {
+		pfd, err := openDir(fd, dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, i := range byParent[dir] {
+			_, name := splitPath(dirs[i].Path)
+			if out[i], err = lstatat(pfd, name); err != nil {
+				break
+			}
+		}
+		unix.Close(pfd)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// putCopy records the manifest of the copy at fd.
+func (c *Cache) putCopy(fd int, m *Manifest) {
+	if c == nil {
+		return
+	}
+	st, err := fstat(fd)
+	if err != nil {
+		return
+	}
+	k := inode{st.Dev, st.Ino}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropLocked(k)
+	c.copies = append(c.copies, &copyState{root: k, m: m})
+	if len(c.copies) > maxCachedCopies {
+		c.copies = c.copies[1:]
+	}
+}
+
+// forget drops what is recorded of the copy at fd.
+func (c *Cache) forget(fd int) {
+	if c == nil {
+		return
+	}
+	st, err := fstat(fd)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	c.dropLocked(inode{st.Dev, st.Ino})
+	c.mu.Unlock()
+}
+
+func (c *Cache) dropLocked(k inode) {
+	kept := c.copies[:0]
+	for _, s := range c.copies {
+		if s.root != k {
+			kept = append(kept, s)
+		}
+	}
+	clear(c.copies[len(kept):])
+	c.copies = kept
+}
