@@ -74,7 +74,11 @@ classes, so a host's total may end far from its goal (a new host can end
 with few users); the plan names such hosts, with what an exact plan gives.
 
 --hosts FILE takes the [[host]] tables from FILE instead of the config, for a
-temporary weighting or to drain a host for this plan only.`,
+temporary weighting or to drain a host for this plan only. FILE may give other
+weights, drain = true and accept_new = false; it must name only hosts of the
+config, with the same roots and pools, and must not let a host receive that
+the config drains or gives accept_new = false: run would refuse those moves,
+so plan refuses such a file, naming its lines.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usagef("plan needs the run folder RUN (got %d arguments)", len(args))
@@ -192,16 +196,32 @@ func runPlan(ctx context.Context, opts planOptions, g *globals, run string) erro
 	return nil
 }
 
-// planHosts returns the hosts from --hosts FILE, else from the config.
+// planHosts returns the hosts from --hosts FILE, else from the config. A
+// hosts file must agree with the config on which hosts there are, their
+// roots and pools, and on which hosts may not receive (see
+// config.HostFile.CheckAgainst): run, which reads the config, would
+// refuse the moves of a plan made otherwise.
 func planHosts(g *globals, file string) ([]*cluster.Host, error) {
-	if file != "" {
-		return config.LoadHosts(file)
-	}
 	cfg, err := g.loadConfig()
 	if err != nil {
 		return nil, err
 	}
-	return cfg.Hosts, nil
+	if file == "" {
+		return cfg.Hosts, nil
+	}
+	hf, err := config.ReadHostFile(file)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := config.ReadHostFile(cfg.Path)
+	if err != nil {
+		return nil, err
+	}
+	if err := hf.CheckAgainst(cf); err != nil {
+		return nil, withHint(fmt.Errorf("%s does not fit %s, so no plan was made:\n%w", file, cfg.Path, err),
+			"a hosts file may change weights, drain more hosts or stop more from receiving; anything else belongs in "+cfg.Path)
+	}
+	return hf.Hosts, nil
 }
 
 // readRaw reads RUN/raw.tsv and refuses it whole if a line is bad: a plan

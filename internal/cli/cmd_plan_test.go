@@ -278,6 +278,51 @@ func TestPlanHostsFile(t *testing.T) {
 	}
 }
 
+// A hosts file that would plan moves run refuses is refused by plan: a
+// host the config lacks, a host the config drains or keeps from new
+// users made to receive, a root moved.
+func TestPlanHostsFileAgainstConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, from, to string
+		want           []string
+	}{
+		{"unknown host", "", "\n[[host]]\nname = \"bp99\"\npool = \"bp\"\nroot = \"/bp99\"\nweight = 5\n",
+			[]string{"weights.toml:36: host bp99 is not in ", "maildist.toml: run moves users only between the config's hosts"}},
+		{"undrained", "root = \"/bp01\"\ndrain = true\n", "root = \"/bp01\"\ndrain = false\n",
+			[]string{"weights.toml:6: host bp01: drain = false here, but ", "maildist.toml:11 drains it: run refuses moves into a draining host"}},
+		{"drain left out", "root = \"/bp01\"\ndrain = true\n", "root = \"/bp01\"\n",
+			[]string{"weights.toml:3: host bp01 does not drain here (no drain = true), but "}},
+		{"accepts", "root = \"/cg01\"\naccept_new = false\n", "root = \"/cg01\"\naccept_new = true\n",
+			[]string{"weights.toml:23: host cg01: accept_new = true here, but ", "maildist.toml:28 has accept_new = false"}},
+		{"root", "root = \"/cg02\"", "root = \"/srv/cg02\"",
+			[]string{"weights.toml:28: host cg02: root /srv/cg02, but /cg02 in "}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newPlanFixture(t)
+			text := fixtureHosts
+			if tc.from == "" {
+				text += tc.to
+			} else {
+				text = strings.Replace(text, tc.from, tc.to, 1)
+			}
+			hosts := filepath.Join(f.dir, "weights.toml")
+			os.WriteFile(hosts, []byte(text), 0o644)
+			code, _, errs := f.main(t, "plan", f.run, "--hosts", hosts)
+			if code != 1 {
+				t.Errorf("exit %d, want 1\n%s", code, errs)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errs, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errs)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(f.run, runstate.MovesFile)); err == nil {
+				t.Error("a refused hosts file made a plan")
+			}
+		})
+	}
+}
+
 func TestPlanErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
