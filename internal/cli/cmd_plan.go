@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -141,9 +142,13 @@ func runPlan(ctx context.Context, opts planOptions, g *globals, run string) erro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	warnPools(g, run, users, hosts)
 	p, err := plan.Make(users, hosts, popt)
 	if err != nil {
-		return planError(err, opts.hostsFile)
+		if errors.Is(err, plan.ErrDuplicate) {
+			return duplicateLines(run, err)
+		}
+		return planError(err, opts.hostsFile, hosts, opts.across)
 	}
 	t2 := time.Now()
 
@@ -238,7 +243,7 @@ func readRaw(run string) ([]cluster.User, error) {
 	return users, nil
 }
 
-func planError(err error, hostsFile string) error {
+func planError(err error, hostsFile string, hosts []*cluster.Host, across bool) error {
 	where := "the config"
 	if hostsFile != "" {
 		where = hostsFile
@@ -248,9 +253,104 @@ func planError(err error, hostsFile string) error {
 		return withHint(fmt.Errorf("raw.tsv names %w", err),
 			"add them to "+where+" ([[host]] tables); to empty a host, give it drain = true")
 	case errors.Is(err, plan.ErrNoWeight), errors.Is(err, plan.ErrNoReceiver):
-		return withHint(err, "give some host of the pool weight > 0 and accept_new = true in "+where+", or plan with --across-pools")
+		// --across-pools helps only if a host of another pool may receive.
+		var receivers []string
+		for _, h := range hosts {
+			if !h.Drain && h.Weight > 0 && h.AcceptNew {
+				receivers = append(receivers, h.Name)
+			}
+		}
+		if across || len(receivers) == 0 {
+			return withHint(err, "every host drains, has weight 0 or takes no new users, so the users have nowhere to go: give at least one host weight > 0, drain = false and accept_new = true in "+where)
+		}
+		return withHint(err, "give some host of the pool weight > 0, drain = false and accept_new = true in "+where+
+			", or plan with --across-pools to send the users to hosts of other pools that receive ("+strings.Join(receivers[:min(len(receivers), 5)], ", ")+moreSuffix(len(receivers), 5)+")")
 	}
 	return err
+}
+
+func moreSuffix(n, shown int) string {
+	if n <= shown {
+		return ""
+	}
+	return fmt.Sprintf(" and %d more", n-shown)
+}
+
+// duplicateLines replaces the plan's "user listed twice" with the lines
+// of raw.tsv that list a user again, and the line that listed it first.
+func duplicateLines(run string, planErr error) error {
+	path := runstate.Path(run, runstate.RawFile)
+	rows, _ := runstate.ReadTSV(path, runstate.RawColumns)
+	type seen struct {
+		line int
+		host string
+	}
+	first := make(map[string]seen, len(rows))
+	var bad []error
+	n := 0
+	for _, r := range rows {
+		name, host := r.Fields[0], r.Fields[1]
+		f, ok := first[name]
+		if !ok {
+			first[name] = seen{r.Line, host}
+			continue
+		}
+		if n++; n <= 10 {
+			bad = append(bad, &runstate.LineError{File: path, Line: r.Line,
+				Msg: fmt.Sprintf("user %s is listed twice: here on %s, and on line %d on %s", name, orNoHost(host), f.line, orNoHost(f.host))})
+		}
+	}
+	if n == 0 { // not found again in the file: say what the plan said
+		return withHint(planErr, "survey again")
+	}
+	if n > 10 {
+		bad = append(bad, fmt.Errorf("and %d more lines that list a user again", n-10))
+	}
+	return withHint(fmt.Errorf("%s lists users twice, so no plan was made:\n%w", path, errors.Join(bad...)),
+		"a user has one home: survey again, or remove the wrong lines")
+}
+
+func orNoHost(h string) string {
+	if h == "" {
+		return "no host"
+	}
+	return h
+}
+
+// warnPools says which raw.tsv lines give a host another pool than the
+// host list: the plan goes by the host list. The file is read again for
+// the line numbers only if some row differs.
+func warnPools(g *globals, run string, users []cluster.User, hosts []*cluster.Host) {
+	pool := make(map[string]string, len(hosts))
+	for _, h := range hosts {
+		pool[h.Name] = h.Pool
+	}
+	differ := false
+	for i := range users {
+		u := &users[i]
+		if p, ok := pool[u.Host]; ok && u.Pool != "" && u.Pool != p {
+			differ = true
+			break
+		}
+	}
+	if !differ {
+		return
+	}
+	path := runstate.Path(run, runstate.RawFile)
+	rows, _ := runstate.ReadTSV(path, runstate.RawColumns)
+	const shown = 10
+	n := 0
+	for _, r := range rows {
+		host, rp := r.Fields[1], r.Fields[2]
+		if p, ok := pool[host]; ok && rp != "" && rp != p {
+			if n++; n <= shown {
+				g.logf("warning: %s:%d: pool %q, but the config puts host %s in pool %q; the plan goes by the config", path, r.Line, rp, host, p)
+			}
+		}
+	}
+	if n > shown {
+		g.logf("warning: and %d more lines like it in %s", n-shown, path)
+	}
 }
 
 // writeWith writes a file atomically.

@@ -349,6 +349,20 @@ func TestPlanErrors(t *testing.T) {
 			cfg = bytes.ReplaceAll(cfg, []byte("root = \"/bp03\"\nweight = 2\n"), []byte("root = \"/bp03\"\nweight = 0\n"))
 			os.WriteFile(f.config, cfg, 0o644)
 		}, code: 1, want: []string{"pool bp: every host drains or has weight 0", "hint: give some host"}},
+		{name: "every host drains", setup: func(f *planFixture) {
+			cfg, _ := os.ReadFile(f.config)
+			for _, h := range []string{"bp02", "bp03", "cg01", "cg02", "cg03"} {
+				cfg = bytes.ReplaceAll(cfg, []byte("root = \"/"+h+"\"\n"), []byte("root = \"/"+h+"\"\ndrain = true\n"))
+			}
+			os.WriteFile(f.config, cfg, 0o644)
+		}, code: 1, want: []string{"pool bp: every host drains", "pool cg: every host drains",
+			"hint: every host drains, has weight 0 or takes no new users, so the users have nowhere to go: give at least one host weight > 0, drain = false and accept_new = true in the config"}},
+		{name: "user twice", setup: func(f *planFixture) {
+			f.users[10].Name = f.users[3].Name
+			f.users[40].Name = f.users[3].Name
+			runstate.WriteRaw(filepath.Join(f.run, runstate.RawFile), f.users)
+		}, code: 1, want: []string{"raw.tsv:12: user u0003 is listed twice: here on bp01, and on line 5 on bp01",
+			"raw.tsv:42: user u0003 is listed twice: here on bp02, and on line 5 on bp01"}},
 		{name: "no receiver", setup: func(f *planFixture) {
 			cfg, _ := os.ReadFile(f.config)
 			cfg = bytes.ReplaceAll(cfg, []byte("root = \"/cg02\"\n"), []byte("root = \"/cg02\"\naccept_new = false\n"))
@@ -369,6 +383,9 @@ func TestPlanErrors(t *testing.T) {
 			if code != tc.code {
 				t.Errorf("exit %d, want %d\n%s", code, tc.code, errs)
 			}
+			if tc.name == "every host drains" && strings.Contains(errs, "--across-pools") {
+				t.Errorf("the hint offers --across-pools, which cannot help:\n%s", errs)
+			}
 			for _, w := range tc.want {
 				if !strings.Contains(errs, w) {
 					t.Errorf("stderr lacks %q:\n%s", w, errs)
@@ -380,6 +397,39 @@ func TestPlanErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A raw.tsv pool column that disagrees with the config is not silently
+// ignored: the plan goes by the config and says which lines differ.
+func TestPlanPoolColumn(t *testing.T) {
+	f := newPlanFixture(t)
+	n := 0
+	for i := range f.users {
+		if f.users[i].Host == "bp02" && n < 13 {
+			f.users[i].Pool = "cg"
+			n++
+		}
+	}
+	runstate.WriteRaw(filepath.Join(f.run, runstate.RawFile), f.users)
+	code, _, errs := f.main(t, "plan", f.run)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	first := 0
+	for i, u := range f.users {
+		if u.Pool == "cg" && u.Host == "bp02" {
+			first = i + 2 // the header is line 1
+			break
+		}
+	}
+	for _, want := range []string{
+		fmt.Sprintf(`warning: %s:%d: pool "cg", but the config puts host bp02 in pool "bp"; the plan goes by the config`, filepath.Join(f.run, runstate.RawFile), first),
+		"warning: and 3 more lines like it in ",
+	} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
 	}
 }
 
