@@ -206,8 +206,15 @@ func runPlan(ctx context.Context, opts planOptions, g *globals, run string) erro
 // roots and pools, and on which hosts may not receive (see
 // config.HostFile.CheckAgainst): run, which reads the config, would
 // refuse the moves of a plan made otherwise.
+//
+// Without any config file (a plan worked out away from the cluster, as
+// bench/plan does) a hosts file is taken as it is, with a warning.
 func planHosts(g *globals, file string) ([]*cluster.Host, error) {
 	cfg, err := g.loadConfig()
+	if file != "" && errors.Is(err, fs.ErrNotExist) {
+		g.logf("warning: no config to check %s against (%v): run will refuse moves into hosts its config lacks or drains", file, err)
+		return config.LoadHosts(file)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -323,6 +323,18 @@ func TestPlanHostsFileAgainstConfig(t *testing.T) {
 	}
 }
 
+// With no config at all, a hosts file is taken as it is, with a warning.
+func TestPlanHostsFileNoConfig(t *testing.T) {
+	f := newPlanFixture(t)
+	hosts := filepath.Join(f.dir, "weights.toml")
+	os.WriteFile(hosts, []byte(fixtureHosts), 0o644)
+	os.Remove(f.config)
+	code, _, errs := f.main(t, "plan", f.run, "--hosts", hosts)
+	if code != 0 || !strings.Contains(errs, "warning: no config to check "+hosts+" against") {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+}
+
 func TestPlanErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
