@@ -34,8 +34,9 @@
 // new, empty host, inside the band [0, ⌈s'⌉ + K] of every class whose
 // share s' is below K + 1, may receive nobody at all. The plan plans the same
 // rows once more without the tolerance and names the hosts that end more
-// than K + 1 users from their goals and at least one further than that
-// exact plan would leave them (Reasons, and the report's checks).
+// than K + 1 users and more than 1% from their goals, and at least one
+// user further than that exact plan would leave them (Reasons, and the
+// report's checks).
 //
 // Among all targets the rule allows, the plan takes those with the fewest
 // moves, Σ max(0, have − target). That least number is

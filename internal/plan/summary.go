@@ -165,8 +165,10 @@ func (p *Plan) goalNote(g *Group) string {
 	switch {
 	case len(takers) == 1:
 		fmt.Fprintf(&b, "; %s takes the rest (%.0f, share %.1f)", takers[0], taker.Goal, taker.ShareUsers)
-	case len(takers) > 1:
-		fmt.Fprintf(&b, "; %s share the rest", andList(takers, 6))
+	case len(takers) <= 4:
+		fmt.Fprintf(&b, "; %s share the rest", andList(takers, 4))
+	default:
+		fmt.Fprintf(&b, "; the %d hosts that accept share the rest", len(takers))
 	}
 	return b.String()
 }
@@ -179,10 +181,11 @@ type drift struct {
 	goal         float64
 }
 
-// drifts lists the hosts whose total ends more than K + 1 users from its
-// goal, and at least a user further than with no tolerance: each class
-// may leave a host up to K users off, and those add up over the classes
-// (doc.go, "What the totals reach").
+// drifts lists the hosts whose total ends more than K + 1 users and more
+// than 1% from its goal, and at least a user further than with no
+// tolerance: each class may leave a host up to K users off, and those add
+// up over the classes (doc.go, "The rule"). The 1% keeps quiet about big
+// hosts, for which K·C users are little.
 func (p *Plan) drifts() []drift {
 	k := p.Options.Tolerance
 	if k == 0 || !p.exactOK {
@@ -196,7 +199,7 @@ func (p *Plan) drifts() []drift {
 		}
 		_, after := movableTotals(h)
 		d, d0 := math.Abs(float64(after)-h.Held), math.Abs(float64(h.exact)-h.exactHeld)
-		if d > float64(k)+1 && d >= d0+1 {
+		if d > float64(k)+1 && d > h.Held/100 && d >= d0+1 {
 			out = append(out, drift{host: h.Name, after: after + h.Unmoved, exact: h.exact + h.Unmoved, goal: h.Goal})
 		}
 	}
