@@ -9,10 +9,10 @@
 // the config says, whatever address it was reached at.
 //
 // A request that could not even be sent (the agent is down or
-// restarting) is tried again for a while (Options.RetryFor); one that
-// was sent is not, unless it is a transfer, which is resumed: the
-// destination keeps what it received, and a new ticket lets the source
-// send the rest.
+// restarting), or a GET (which changes nothing), is tried again for a
+// while (Options.RetryFor); a change that was sent is not, unless it is
+// a transfer, which is resumed: the destination keeps what it received,
+// and a new ticket lets the source send the rest.
 package agentapi
 
 import (
@@ -55,7 +55,7 @@ type Options struct {
 	// reached (default 20s).
 	RetryFor time.Duration
 	// Attempts is how many times a transfer is started before its error
-	// is final (default 6).
+	// is final (default 8, about 20 s of waiting in all).
 	Attempts int
 	// Flush and Queue are the coordinator's delivery commands: Run maps
 	// them to the agent's own (it runs nothing else).
@@ -85,7 +85,8 @@ func NewPool(opt Options) *Pool {
 		opt.RetryFor = 20 * time.Second
 	}
 	if opt.Attempts <= 0 {
-		opt.Attempts = 6
+		// With the waits between them (¼ s doubling to 4 s), about 20 s.
+		opt.Attempts = 8
 	}
 	return &Pool{opt: opt, clients: map[string]*Client{}}
 }
@@ -169,7 +170,10 @@ func (c *Client) do(ctx context.Context, rq request) (*http.Response, error) {
 		}
 		resp, err := c.hc.Do(req)
 		if err != nil {
-			if notSent(err) && rq.stream == nil && !rq.once && time.Now().Before(deadline) && ctx.Err() == nil {
+			// A request that was not sent can be sent again; so can a GET,
+			// which changes nothing, whatever became of it.
+			again := notSent(err) || rq.method == http.MethodGet
+			if again && rq.stream == nil && !rq.once && time.Now().Before(deadline) && ctx.Err() == nil {
 				select {
 				case <-ctx.Done():
 				case <-time.After(wait):

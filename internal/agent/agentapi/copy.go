@@ -77,7 +77,7 @@ func (c *Client) CopyTree(ctx context.Context, t host.Transfer) (tree.Stats, err
 			return tree.Stats{}, ctx.Err()
 		case <-time.After(wait):
 		}
-		wait = min(2*wait, 5*time.Second)
+		wait = min(2*wait, 4*time.Second)
 	}
 	return tree.Stats{}, fmt.Errorf("copy %s:%s → %s:%s: %w", t.Src.Name(), t.SrcPath, t.Dst.Name(), t.DstPath, err)
 }
@@ -111,9 +111,15 @@ func (p *Pool) announce(ctx context.Context, dst *Client, from string, t host.Tr
 	if resume {
 		f.Set("resume", "1")
 	}
-	var tk proto.Ticket
-	if err := dst.postJSON(ctx, "/v1/imports", f, &tk); err != nil {
+	// Once: CopyTree tries the whole transfer again.
+	resp, err := dst.do(ctx, request{method: http.MethodPost, path: "/v1/imports", form: f, once: true})
+	if err != nil {
 		return "", fmt.Errorf("announce the import: %w", err)
+	}
+	defer resp.Body.Close()
+	var tk proto.Ticket
+	if err := json.NewDecoder(resp.Body).Decode(&tk); err != nil {
+		return "", &netError{fmt.Errorf("announce the import: %w", err)}
 	}
 	return tk.Ticket, nil
 }
@@ -129,7 +135,7 @@ func (p *Pool) push(ctx context.Context, src, dst *Client, t host.Transfer, resu
 	if r := p.share(t.Limit); r > 0 {
 		f.Set("rate", strconv.FormatFloat(r, 'f', 0, 64))
 	}
-	resp, err := src.do(ctx, request{method: http.MethodPost, path: "/v1/push", form: f})
+	resp, err := src.do(ctx, request{method: http.MethodPost, path: "/v1/push", form: f, once: true})
 	if err != nil {
 		return proto.Stats{}, err
 	}
