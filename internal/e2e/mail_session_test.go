@@ -20,6 +20,7 @@ import (
 type idler struct {
 	c     *imapSession
 	stop  chan struct{}
+	idled chan struct{}  // closed when IDLE has returned
 	ended chan time.Time // when the client saw its session end
 }
 
@@ -29,9 +30,10 @@ func (s *mailSite) startIdle(user string) *idler {
 	if _, err := c.Select("INBOX", false); err != nil {
 		s.t.Fatalf("%s: SELECT: %v", user, err)
 	}
-	in := &idler{c: c, stop: make(chan struct{}), ended: make(chan time.Time, 1)}
+	in := &idler{c: c, stop: make(chan struct{}), idled: make(chan struct{}), ended: make(chan time.Time, 1)}
 	go func() {
 		c.Idle(in.stop, nil)
+		close(in.idled)
 		select {
 		case <-in.stop:
 		case <-c.LoggedOut():
@@ -44,6 +46,7 @@ func (s *mailSite) startIdle(user string) *idler {
 // close ends IDLE and logs out.
 func (in *idler) close() {
 	close(in.stop)
+	<-in.idled // IDLE's DONE is written before LOGOUT
 	in.c.logout()
 }
 
