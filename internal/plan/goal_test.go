@@ -174,9 +174,9 @@ func TestGoalOneReceiver(t *testing.T) {
 		fmt.Sscan(m[2], &y)
 		ys[m[1]] = y
 	}
-	// The plot is 120 high from y = 22, up to the largest value, 27.
-	if math.Abs(ys["goal"]-22) > 0.2 || math.Abs(ys["share"]-(142-120*(64.0/6)/27)) > 0.2 {
-		t.Errorf("bp05's ticks at %v, want goal at 22 and share at %.1f", ys, 142-120*(64.0/6)/27)
+	// The plot is 140 high from y = 22, up to the largest value, 27.
+	if math.Abs(ys["goal"]-22) > 0.2 || math.Abs(ys["share"]-(162-140*(64.0/6)/27)) > 0.2 {
+		t.Errorf("bp05's ticks at %v, want goal at 22 and share at %.1f", ys, 162-140*(64.0/6)/27)
 	}
 }
 

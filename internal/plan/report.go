@@ -62,7 +62,7 @@ func (p *Plan) WriteHTML(w io.Writer, title string) error {
 	p.writeVerdict(bw)
 
 	bw.WriteString("<h2>Hosts before and after</h2>\n")
-	bw.WriteString(`<div class="legend"><span><i class="sw" style="background:` + colBefore + `"></i>now</span><span><i class="sw" style="background:` + colAfter + `"></i>after the plan</span><span><i class="sw" style="background:` + colTarget + `;height:2px;border:0"></i>goal: what the plan can reach</span><span><i class="sw" style="border:0;border-top:2px dashed ` + colShare + `;height:0"></i>share: what the weight alone gives, where it differs</span><span class="drain">■ drains</span><span class="nonew">■ takes no new users</span></div>` + "\n")
+	bw.WriteString(`<div class="legend"><span><i class="sw" style="background:` + colBefore + `"></i>now</span><span><i class="sw" style="background:` + colAfter + `"></i>after the plan</span><span><i class="sw" style="background:` + colTarget + `;height:2px;border:0"></i>goal: what the plan can reach</span><span><i class="sw" style="border:0;border-top:2px dashed ` + colShare + `;height:0"></i>share: its weight’s part (plus users never moved), where it differs</span><span class="drain">■ drains</span><span class="nonew">■ takes no new users</span></div>` + "\n")
 	for _, g := range p.Groups {
 		if note := p.goalNote(&g); note != "" {
 			fmt.Fprintf(bw, "<p class=\"note\">%s</p>\n", e(note))
@@ -79,7 +79,7 @@ func (p *Plan) WriteHTML(w io.Writer, title string) error {
 	}
 
 	bw.WriteString("<h2>Hosts × classes</h2>\n")
-	bw.WriteString(`<div class="legend">Each cell is a host's count of a class; its colour, how far the count lies outside its goal rounded down and up (for a host that takes no new users, its share, so that what it lacks shows): <span><i class="sw" style="background:` + heat(-1) + `"></i>below</span><span><i class="sw" style="background:#fff"></i>on the share</span><span><i class="sw" style="background:` + heat(1) + `"></i>above</span></div>` + "\n")
+	bw.WriteString(`<div class="legend">Each cell is a host's count of a class; its colour, how far the count lies outside its goal rounded down and up (for a host that takes no new users, its share, so that what it lacks shows): <span><i class="sw" style="background:` + heat(-1) + `"></i>below</span><span><i class="sw" style="background:#fff"></i>on the goal</span><span><i class="sw" style="background:` + heat(1) + `"></i>above</span></div>` + "\n")
 	bw.WriteString("<div class=\"flex\">\n")
 	bw.WriteString(p.heatMap(false))
 	bw.WriteString(p.heatMap(true))
@@ -139,7 +139,11 @@ func (p *Plan) WriteSVG(w io.Writer, title string) error {
 	fmt.Fprintf(bw, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="system-ui,sans-serif">`+"\n", width+20, total, width+20, total)
 	fmt.Fprintf(bw, `<rect width="100%%" height="100%%" fill="#fff"/><text x="10" y="22" font-size="16" font-weight="600">%s</text>`+"\n", e(title))
 	for i, l := range lines {
-		fmt.Fprintf(bw, `<text x="10" y="%d" font-size="13" fill="%s">%s</text>`+"\n", 44+18*i, l.colour, e(l.text))
+		x, text := 10, l.text
+		if t, ok := strings.CutPrefix(text, "    "); ok { // a line wrapped: indented
+			x, text = 26, t
+		}
+		fmt.Fprintf(bw, `<text x="%d" y="%d" font-size="13" fill="%s">%s</text>`+"\n", x, 44+18*i, l.colour, e(text))
 	}
 	ly := 44 + 18*len(lines) + 4
 	fmt.Fprintf(bw, `<g font-size="12"><rect x="10" y="%d" width="12" height="12" fill="%s"/><text x="26" y="%d">now</text><rect x="70" y="%d" width="12" height="12" fill="%s"/><text x="86" y="%d">after the plan</text><rect x="180" y="%d" width="14" height="2" fill="%s"/><text x="198" y="%d">goal</text><line x1="240" x2="254" y1="%d" y2="%d" stroke="%s" stroke-width="2" stroke-dasharray="3 2"/><text x="258" y="%d">share</text><text x="310" y="%d" fill="%s">red: drains</text><text x="390" y="%d" fill="%s">amber: takes no new users</text></g>`+"\n",
@@ -398,9 +402,9 @@ func hostColour(h *HostPlan) string {
 // movable users, plus what the host's users that never move carry.
 func (p *Plan) barChart(hosts []*HostPlan, m metric) string {
 	n := len(hosts)
-	slot := math.Max(11, math.Min(36, 420/float64(max(n, 1))))
+	slot := math.Max(11, math.Min(48, 480/float64(max(n, 1))))
 	plotW := slot * float64(n)
-	const plotH, top, left = 120.0, 22.0, 54.0
+	const plotH, top, left = 140.0, 22.0, 54.0
 	longest := 0
 	for _, h := range hosts {
 		longest = max(longest, len(h.Name))

@@ -85,6 +85,8 @@ func (p *Plan) summarise(rows, movable int) {
 		movable := h.Before.Users - h.Unmoved
 		d := h.Goal - h.ShareUsers
 		switch {
+		case (h.Drain || h.Weight == 0) && movable == 0:
+			say(h.Name, "%s: holds no movable user", map[bool]string{true: "drains", false: "weight 0"}[h.Drain])
 		case h.Drain:
 			say(h.Name, "drains: all %s leave", plural(movable, "movable user"))
 		case h.Weight == 0:

@@ -10,7 +10,8 @@ import (
 
 // tableLegend is the line under the plan table's header that says how to
 // read it.
-const tableLegend = "USERS, BYTES, CONNECT and each class cXdY: now→after (one number: unchanged); SHARE: the users the host's weight alone gives it; GOAL: the users the plan can bring it to"
+const tableLegend = "USERS, BYTES, CONNECT and each class cXdY: now→after (one number: unchanged)\n" +
+	"SHARE: the host's weight's part of the users (plus its users never moved); GOAL: the users the plan can bring it to"
 
 // WriteText writes the plan as the wide table the plan command prints:
 // per group, per host its share and goal in users, the users, bytes and
