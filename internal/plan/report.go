@@ -68,6 +68,9 @@ func (p *Plan) WriteHTML(w io.Writer, title string) error {
 			fmt.Fprintf(bw, "<p class=\"note\">%s</p>\n", e(note))
 		}
 	}
+	if note := p.driftNote(); note != "" {
+		fmt.Fprintf(bw, "<p class=\"note\">%s</p>\n", e(note))
+	}
 	for _, g := range p.Groups {
 		hosts := p.groupHosts(g.Name)
 		fmt.Fprintf(bw, "<h3>%s %s</h3>\n<div class=\"flex\">\n", groupWord(&g), e(g.Name))
