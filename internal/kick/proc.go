@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"time"
@@ -341,6 +342,12 @@ func DoveadmKick(ctx context.Context, run Runner, doveadm []string, user string)
 	}
 	argv := append(append([]string(nil), doveadm...), "kick", user)
 	if _, err := run(ctx, argv); err != nil {
+		// Exit code 68 (EX_NOUSER) is doveadm's "no users kicked": the
+		// user had no session left, which is what was wanted.
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && ee.ExitCode() == 68 {
+			return nil
+		}
 		return fmt.Errorf("doveadm kick %s: %w", user, err)
 	}
 	return nil

@@ -178,7 +178,7 @@ func (e *Engine) finishDone(ctx context.Context, j *Journal) error {
 	}
 	// A delivery that looked the old home up just before the switch may
 	// have made it again since: carry its mail first.
-	if err := e.rescueAfterSwitch(ctx, j, src); err != nil {
+	if err := e.rescueAfterSwitch(ctx, j, src, true); err != nil {
 		return err
 	}
 	if p.Stub {

@@ -85,18 +85,22 @@ type Engine struct {
 	Hold      delivery.Hold
 	// HoldKinds returns a hold of another kind, for recovering a move
 	// made before the config changed its hold.
-	HoldKinds  func(kind string) (delivery.Hold, error)
-	Activity   Activity
-	Kicker     Kicker // for Request.Kick; nil: kicking is refused
-	Stub       bool   // leave a .forward stub on the old host
-	Marker     bool   // set the directory's hold marker while held
-	JournalDir string // journals of this batch
-	LockDir    string // per-user locks, shared by every batch
-	Settle     time.Duration
-	PreCopy    bool  // copy the live home before the hold; hold only for the last difference
-	Margin     int64 // free space kept on a destination beyond the mailbox
-	Batch      string
-	Runner     string
+	HoldKinds func(kind string) (delivery.Hold, error)
+	Activity  Activity
+	Kicker    Kicker // for Request.Kick; nil: kicking is refused
+	// AfterSwitch, if set, is told of every switch (e.g. to flush
+	// Dovecot's auth cache, which would go on giving out the old home).
+	// An error is logged, not fatal: the switch stands.
+	AfterSwitch func(ctx context.Context, user string) error
+	Stub        bool   // leave a .forward stub on the old host
+	Marker      bool   // set the directory's hold marker while held
+	JournalDir  string // journals of this batch
+	LockDir     string // per-user locks, shared by every batch
+	Settle      time.Duration
+	PreCopy     bool  // copy the live home before the hold; hold only for the last difference
+	Margin      int64 // free space kept on a destination beyond the mailbox
+	Batch       string
+	Runner      string
 
 	// Events, if set, is told of every step taken.
 	Events func(runstate.Event)
@@ -392,6 +396,7 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 		}
 	}
 	e.emit(m.res, StepSwitch, "ok", "", nil)
+	e.afterSwitch(ctx, m.res)
 
 	// From here on the move only goes forward.
 	fctx := context.WithoutCancel(ctx)
@@ -502,6 +507,15 @@ func (m *mover) check(ctx context.Context, req Request) (string, error) {
 		}
 	}
 	return "", nil
+}
+
+func (e *Engine) afterSwitch(ctx context.Context, r Result) {
+	if e.AfterSwitch == nil {
+		return
+	}
+	if err := e.AfterSwitch(context.WithoutCancel(ctx), r.User); err != nil {
+		e.emit(r, StepSwitch, "warning", "", fmt.Errorf("after the switch: %w", err))
+	}
 }
 
 // sessionHosts are the hosts whose sessions count: the source host with
@@ -649,11 +663,16 @@ func (e *Engine) finish(ctx context.Context, j *Journal, src host.Host) error {
 			return err
 		}
 	}
-	if err := e.rescueAfterSwitch(ctx, j, src); err != nil {
+	if err := e.rescueAfterSwitch(ctx, j, src, false); err != nil {
 		return err
 	}
 	if err := e.release(ctx, src, p); err != nil {
 		return err
+	}
+	if p.Held == p.OldHome {
+		if err := e.rescueAfterSwitch(ctx, j, src, true); err != nil {
+			return err
+		}
 	}
 	if err := j.Append(Record{Step: RecMoved}); err != nil {
 		return err

@@ -117,6 +117,7 @@ func (e *Engine) recoverOne(ctx context.Context, j *Journal) Result {
 			if err := e.Directory.Switch(ctx, p.User, p.OldHome, p.NewHome); err != nil {
 				return undo(ReasonDirectoryChanged, err)
 			}
+			e.afterSwitch(ctx, res)
 			return forward()
 		default:
 			return undo(ReasonDirectoryChanged, fmt.Errorf("the directory now says %s, neither %s nor %s", cur.Home, p.OldHome, p.NewHome))

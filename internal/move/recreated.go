@@ -161,10 +161,15 @@ func messageKey(en tree.Entry) (folder, unique string, ok bool) {
 // switch. The user's home is whatever the directory says now: by the time
 // done runs the user may have moved on, or back to the old home, which
 // then is no stray copy at all but the live home, and is left alone.
-func (e *Engine) rescueAfterSwitch(ctx context.Context, j *Journal, src host.Host) error {
+//
+// A hold that leaves the tree where it is (postfix, command) can only see
+// a recreated home once the release has moved the tree to the trash:
+// before that the home in place is the held tree itself. afterRelease
+// says which side of the release the caller is on.
+func (e *Engine) rescueAfterSwitch(ctx context.Context, j *Journal, src host.Host, afterRelease bool) error {
 	p := j.Plan
-	if p.Held == p.OldHome {
-		return nil // this hold leaves the home where it is: nothing can be recreated
+	if p.Held == p.OldHome && !afterRelease {
+		return nil
 	}
 	cur, err := e.Directory.Lookup(ctx, p.User)
 	if err != nil {

@@ -237,24 +237,25 @@ func Engine(cfg *config.Config, opt Options) (*move.Engine, directory.Directory,
 	}
 	hostname, _ := os.Hostname()
 	e := &move.Engine{
-		Cluster:    cfg.Cluster(),
-		Directory:  dir,
-		Host:       hostsWith(cfg, pool),
-		Copier:     &host.LocalCopier{},
-		Hold:       hold,
-		HoldKinds:  newHold,
-		Activity:   act,
-		Kicker:     kicker,
-		Stub:       cfg.Delivery.Stub == "forward",
-		Marker:     cfg.Directory.HoldMarker,
-		JournalDir: jd,
-		LockDir:    filepath.Join(cfg.StateDir, "locks"),
-		Settle:     cfg.Delivery.Settle,
-		PreCopy:    cfg.Move.PreCopy && !opt.NoPreCopy,
-		Margin:     cfg.Delivery.Margin,
-		Batch:      opt.Batch,
-		Runner:     hostname,
-		Events:     opt.Events,
+		Cluster:     cfg.Cluster(),
+		Directory:   dir,
+		Host:        hostsWith(cfg, pool),
+		Copier:      &host.LocalCopier{},
+		Hold:        hold,
+		HoldKinds:   newHold,
+		Activity:    act,
+		Kicker:      kicker,
+		AfterSwitch: afterSwitch(cfg),
+		Stub:        cfg.Delivery.Stub == "forward",
+		Marker:      cfg.Directory.HoldMarker,
+		JournalDir:  jd,
+		LockDir:     filepath.Join(cfg.StateDir, "locks"),
+		Settle:      cfg.Delivery.Settle,
+		PreCopy:     cfg.Move.PreCopy && !opt.NoPreCopy,
+		Margin:      cfg.Delivery.Margin,
+		Batch:       opt.Batch,
+		Runner:      hostname,
+		Events:      opt.Events,
 	}
 	return e, dir, nil
 }
@@ -294,4 +295,20 @@ func (k Kicker) Kick(ctx context.Context, user string, uid int, hosts []string) 
 		return errors.Join(errs...)
 	}
 	return fmt.Errorf("activity source %q cannot end sessions", k.Activity.Source)
+}
+
+// afterSwitch flushes Dovecot's auth cache entry of a switched user, so a
+// Dovecot with auth_cache_size > 0 stops giving out the old home at once
+// instead of after auth_cache_ttl. Only where Dovecot is the activity
+// source, and so doveadm is known to work.
+func afterSwitch(cfg *config.Config) func(ctx context.Context, user string) error {
+	if cfg.Activity.Source != "doveadm" {
+		return nil
+	}
+	doveadm := cfg.Activity.Doveadm
+	return func(ctx context.Context, user string) error {
+		argv := append(append([]string(nil), doveadm...), "auth", "cache", "flush", user)
+		_, err := host.RunCommand(ctx, argv)
+		return err
+	}
 }
