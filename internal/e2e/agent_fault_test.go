@@ -28,6 +28,7 @@ func stagedFiles(ac *agentCluster, name string) int {
 // down; once it is back, recover undoes it (the user is released, staging
 // removed), and the next round moves the user, every file intact.
 func TestAgentDestinationKilledMidStream(t *testing.T) {
+	t.Parallel() // each on a sandbox of its own, mostly waiting
 	c := enron(t, sandboxDefaults())
 	u := biggest(c)[0]
 	to := otherHost(c, u.Host)
@@ -74,6 +75,7 @@ func TestAgentDestinationKilledMidStream(t *testing.T) {
 // same run: the bytes that went through the proxy are far fewer than two
 // copies of the home.
 func TestAgentConnectionCutMidStream(t *testing.T) {
+	t.Parallel() // each on a sandbox of its own, mostly waiting
 	c := enron(t, sandboxDefaults())
 	u := biggest(c)[0]
 	to := otherHost(c, u.Host)
@@ -110,6 +112,7 @@ func TestAgentConnectionCutMidStream(t *testing.T) {
 // move rides over the restart or is undone and moved in the next round,
 // nothing is lost, no one stays held, and no staging is left.
 func TestAgentSourceRestartedDuringHold(t *testing.T) {
+	t.Parallel() // each on a sandbox of its own, mostly waiting
 	c := enron(t, sandboxDefaults())
 	u := biggest(c)[1]
 	to := otherHost(c, u.Host)
