@@ -32,6 +32,9 @@ type agentCluster struct {
 	addr   map[string]string // host → host:port of its agent
 	url    map[string]string // host → the URL the coordinator uses (a proxy's, maybe)
 	procs  map[string]*agentProc
+	// agentConfig, if set for a host, is its agent's config instead of
+	// the sandbox's.
+	agentConfig map[string]string
 }
 
 type agentProc struct {
@@ -61,9 +64,15 @@ func (l *lockedBuffer) String() string {
 // agent for every host of c, and writes the coordinator's config. extra
 // is added to the coordinator's config, before the hosts.
 func startAgents(t *testing.T, c *sandbox.Cluster, extra string) *agentCluster {
+	return startAgentsWith(t, c, extra, nil)
+}
+
+// startAgentsWith is startAgents with configs of their own for some
+// agents, by host.
+func startAgentsWith(t *testing.T, c *sandbox.Cluster, extra string, agentConfig map[string]string) *agentCluster {
 	t.Helper()
 	ac := &agentCluster{c: c, ca: filepath.Join(t.TempDir(), "ca"), addr: map[string]string{}, url: map[string]string{},
-		procs: map[string]*agentProc{}}
+		procs: map[string]*agentProc{}, agentConfig: agentConfig}
 	must(t, c.Config, nil, "ca", "init", ac.ca)
 	must(t, c.Config, nil, "ca", "issue", ac.ca, "runner", "--role", "coordinator")
 	for _, h := range c.Hosts {
@@ -123,7 +132,11 @@ func (ac *agentCluster) start(t *testing.T, name string) {
 		"--cert", filepath.Join(ac.ca, name+".crt"), "--key", filepath.Join(ac.ca, name+".key"),
 		"--ca", filepath.Join(ac.ca, "ca.crt"), "--fsroot", ac.c.FSRoot(name))
 	// The agent's own config is the cluster's: its roots, hold, logs.
-	cmd.Env = append(os.Environ(), "MAILDIST_CONFIG="+ac.c.Config)
+	conf := ac.c.Config
+	if ac.agentConfig[name] != "" {
+		conf = ac.agentConfig[name]
+	}
+	cmd.Env = append(os.Environ(), "MAILDIST_CONFIG="+conf)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
