@@ -135,6 +135,10 @@ func (p *Pool) push(ctx context.Context, src, dst *Client, t host.Transfer, resu
 	if r := p.share(t.Limit); r > 0 {
 		f.Set("rate", strconv.FormatFloat(r, 'f', 0, 64))
 	}
+	// The source says something every half second: silence for long
+	// means it, or the way to it, is gone without a word.
+	ctx, touch, stop := idleCancel(ctx, idleLimit)
+	defer stop()
 	resp, err := src.do(ctx, request{method: http.MethodPost, path: "/v1/push", form: f, once: true})
 	if err != nil {
 		return proto.Stats{}, err
@@ -143,7 +147,9 @@ func (p *Pool) push(ctx context.Context, src, dst *Client, t host.Transfer, resu
 	dec := json.NewDecoder(bufio.NewReader(resp.Body))
 	for {
 		var l proto.PushLine
-		if err := dec.Decode(&l); err != nil {
+		err := dec.Decode(&l)
+		touch()
+		if err != nil {
 			return proto.Stats{}, &netError{fmt.Errorf("agent %s: the push's answer ended early: %w", src.name, err)}
 		}
 		if l.Error != nil {
@@ -240,12 +246,14 @@ func (p *Pool) download(ctx context.Context, src *Client, dst *host.Local, t hos
 	if r := p.share(t.Limit); r > 0 {
 		q.Set("rate", strconv.FormatFloat(r, 'f', 0, 64))
 	}
+	ctx, touch, stop := idleCancel(ctx, idleLimit)
+	defer stop()
 	resp, err := src.do(ctx, request{method: http.MethodPost, path: "/v1/export", query: q, body: body.Bytes()})
 	if err != nil {
 		return proto.Stats{}, err
 	}
 	defer resp.Body.Close()
-	in := io.Reader(resp.Body)
+	in := io.Reader(&touchReader{r: resp.Body, touch: touch})
 	if t.Progress != nil {
 		in = &countReader{r: in, f: t.Progress}
 	}
@@ -271,6 +279,28 @@ func connErr(err error) bool {
 	var op *net.OpError
 	return errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &op) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, net.ErrClosed)
+}
+
+// idleLimit is how long a transfer may go without a sign of life.
+const idleLimit = time.Minute
+
+// idleCancel returns a context that ends when touch has not been called
+// for d.
+func idleCancel(ctx context.Context, d time.Duration) (context.Context, func(), func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	t := time.AfterFunc(d, cancel)
+	return ctx, func() { t.Reset(d) }, func() { t.Stop(); cancel() }
+}
+
+type touchReader struct {
+	r     io.Reader
+	touch func()
+}
+
+func (t *touchReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.touch()
+	return n, err
 }
 
 // countReader tells of the bytes read (on the wire: the stream may be
