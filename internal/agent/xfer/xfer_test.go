@@ -284,3 +284,41 @@ func TestNeedListKeepsEveryByte(t *testing.T) {
 		t.Error("../ accepted")
 	}
 }
+
+// slowWriter takes as long as a link of bps bytes a second would.
+type slowWriter struct{ bps float64 }
+
+func (s slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(time.Duration(float64(len(p)) / s.bps * float64(time.Second)))
+	return len(p), nil
+}
+
+// Auto compresses mail on a slow link and leaves it raw on a fast one.
+func TestAutoCompressesWhenItPays(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	mail := make([]byte, 3<<20)
+	words := []string{"From: ", "kenneth.lay@enron.com", "\r\n", "Subject: ", "gas ", "power ", "California ", "the ", "meeting "}
+	for i := 0; i < len(mail); {
+		i += copy(mail[i:], words[r.IntN(len(words))])
+	}
+	for _, c := range []struct {
+		name string
+		w    io.Writer
+		want bool
+	}{
+		{"slow link", slowWriter{8e6}, true},
+		{"fast link", io.Discard, false},
+	} {
+		bw, err := newBlockWriter(c.w, CompressAuto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bw.Write(mail)
+		bw.Close()
+		compressed := bw.zblocks > bw.blocks/2
+		t.Logf("%s: %d of %d blocks compressed, %d bytes on the wire for %d", c.name, bw.zblocks, bw.blocks, bw.wire, len(mail))
+		if compressed != c.want {
+			t.Errorf("%s: %d of %d blocks compressed", c.name, bw.zblocks, bw.blocks)
+		}
+	}
+}
