@@ -296,7 +296,7 @@ func (s slowWriter) Write(p []byte) (int, error) {
 // Auto compresses mail on a slow link and leaves it raw on a fast one.
 func TestAutoCompressesWhenItPays(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	mail := make([]byte, 3<<20)
+	mail := make([]byte, 2<<20)
 	words := []string{"From: ", "kenneth.lay@enron.com", "\r\n", "Subject: ", "gas ", "power ", "California ", "the ", "meeting "}
 	for i := 0; i < len(mail); {
 		i += copy(mail[i:], words[r.IntN(len(words))])
@@ -306,7 +306,7 @@ func TestAutoCompressesWhenItPays(t *testing.T) {
 		w    io.Writer
 		want bool
 	}{
-		{"slow link", slowWriter{8e6}, true},
+		{"slow link", slowWriter{2e6}, true},
 		{"fast link", io.Discard, false},
 	} {
 		bw, err := newBlockWriter(c.w, CompressAuto)
