@@ -51,6 +51,9 @@ func (s *Server) hold(w http.ResponseWriter, r *http.Request, id pki.Identity) e
 	}
 	d := s.cfg.Delivery
 	d.Hold = kind
+	if kind == "command" && (len(d.HoldCmd) == 0 || len(d.Release) == 0) {
+		return fmt.Errorf("hold = \"command\" on %s: its config has no delivery.hold_command and release_command", s.name)
+	}
 	h, err := delivery.New(d, host.RunCommand)
 	if err != nil {
 		return badRequest("%v", err)
