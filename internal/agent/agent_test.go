@@ -21,6 +21,8 @@ import (
 	"github.com/maildist/maildist/internal/agent/pki"
 	"github.com/maildist/maildist/internal/agent/proto"
 	"github.com/maildist/maildist/internal/cluster"
+	"github.com/maildist/maildist/internal/config"
+	"github.com/maildist/maildist/internal/delivery"
 	"github.com/maildist/maildist/internal/host"
 	"github.com/maildist/maildist/internal/tree"
 )
@@ -422,5 +424,67 @@ func TestActivityFailsClosed(t *testing.T) {
 	}
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("took %v", d)
+	}
+}
+
+// A coordinator's flush and queue run the agent's own commands; any other
+// command is refused before it leaves the coordinator. The hold runs on
+// the agent too.
+func TestAgentRunsItsOwnCommands(t *testing.T) {
+	ca := t.TempDir()
+	pki.Init(ca, "", "", time.Now())
+	me := issue(t, ca, "bp01", pki.RoleAgent)
+	runner := issue(t, ca, "runner", pki.RoleCoordinator)
+	fsr := t.TempDir()
+	os.MkdirAll(filepath.Join(fsr, "r1/alice/cur"), 0o700)
+	os.Chmod(filepath.Join(fsr, "r1"), 0o711)
+	flushed := filepath.Join(t.TempDir(), "flushed")
+	cfg := &config.Config{HomeLayout: "{root}/{user}", Activity: config.Activity{Source: "none"},
+		Delivery: config.Delivery{Hold: "rename", Flush: []string{"sh", "-c", "echo here > " + flushed}, Queue: []string{"echo", "alice@example.edu"}},
+		Hosts:    []*cluster.Host{{Name: "bp01", Root: "/r1"}}}
+	s, err := agent.New(agent.Options{TLS: me, FSRoot: fsr, Config: cfg, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.Serve(ctx, ln)
+	// The coordinator's config names other commands: they are the site's
+	// words for "flush" and "queue", each host runs its own.
+	pool := agentapi.NewPool(agentapi.Options{TLS: runner, Flush: []string{"sendmail", "-q"}, Queue: []string{"mailq"}})
+	c := pool.Client(&cluster.Host{Name: "bp01", Root: "/r1", Agent: "https://" + ln.Addr().String()})
+	if _, err := c.Run(ctx, []string{"sendmail", "-q"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(flushed); string(b) != "here\n" {
+		t.Errorf("flush did not run: %q", b)
+	}
+	out, err := c.Run(ctx, []string{"mailq"})
+	if err != nil || string(out) != "alice@example.edu\n" {
+		t.Errorf("queue: %q %v", out, err)
+	}
+	if _, err := c.Run(ctx, []string{"rm", "-rf", "/"}); err == nil {
+		t.Error("an arbitrary command was run")
+	}
+	h := &agentapi.Hold{Local: &delivery.Rename{}}
+	if err := h.Check(ctx, c, "alice", "/r1/alice", 5000, 5000); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := h.Start(ctx, c, "alice", "/r1/alice"); err != nil || held != "/r1/alice.moving" {
+		t.Fatalf("start: %q %v", held, err)
+	}
+	if _, err := os.Stat(filepath.Join(fsr, "r1/alice.moving/cur")); err != nil {
+		t.Errorf("not held on the agent's file system: %v", err)
+	}
+	if err := h.Undo(ctx, c, "alice", "/r1/alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(fsr, "r1/alice/cur")); err != nil {
+		t.Errorf("not released: %v", err)
+	}
+	cmdHold := &agentapi.Hold{Local: &delivery.Command{}}
+	if _, err := cmdHold.Start(ctx, c, "alice", "/r1/alice"); err == nil || !strings.Contains(err.Error(), "hold_command") {
+		t.Errorf("a command hold without the agent's commands: %v", err)
 	}
 }
