@@ -34,8 +34,8 @@ func newDemoCommand(g *globals) *cobra.Command {
 each a folder with a file system of its own, a passwd-file directory, real
 Maildirs, a Dovecot log and a maildist.toml; then run the whole job on it,
 as an operator would: survey, plan, assign, run, done. One host is being
-retired, one is new and twice the size of the others, one is new and
-empty. Nothing outside DIR is touched.
+retired, one is twice the size of the others and nearly empty, one is new
+and empty. Nothing outside DIR is touched.
 
 Without --corpus the mailboxes are generated. With --corpus PATH (the Enron
 tar.gz, e.g. ../shared/data/enron-inbox.tar.gz, or a folder in its layout)
@@ -108,8 +108,8 @@ func runDemo(ctx context.Context, opts demoOptions, g *globals, dir string) erro
 	}
 	out := g.stdout
 	fmt.Fprintf(out, "A sandbox mail cluster in %s: %d users on %d hosts.\n", c.Dir, len(c.Users), len(c.Hosts))
-	fmt.Fprintf(out, "bp03 is being retired (drain = true); bp04 is a new host twice the size of the\n")
-	fmt.Fprintf(out, "others (weight = 2); bp05 is new and empty. Before:\n\n")
+	fmt.Fprintf(out, "bp03 is being retired (drain = true); bp04 is twice the size of the others\n")
+	fmt.Fprintf(out, "(weight = 2) and nearly empty; bp05 is new and empty. Before:\n\n")
 	printHosts(g, cfg)
 
 	// The main job, as an operator runs it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -47,6 +48,9 @@ func runDone(ctx context.Context, opts doneOptions, g *globals, args []string) e
 	run := ""
 	if len(args) == 1 {
 		run = args[0]
+		if fi, err := os.Stat(run); err != nil || !fi.IsDir() {
+			return usagef("run folder %s: %v", run, errOrNotDir(err))
+		}
 		jd = filepath.Join(run, "journal")
 	}
 	e, dir, err := newEngine(g, cfg, engineOptions{journalDir: jd})
@@ -62,7 +66,7 @@ func runDone(ctx context.Context, opts doneOptions, g *globals, args []string) e
 	if err != nil {
 		g.logf("warning: %v", err)
 	}
-	if run != "" {
+	if run != "" && len(entries) > 0 {
 		rows := make([][]string, len(entries))
 		for i, d := range entries {
 			rows[i] = []string{d.User, d.From, d.To, d.Status, d.Detail}
@@ -71,7 +75,9 @@ func runDone(ctx context.Context, opts doneOptions, g *globals, args []string) e
 			return werr
 		}
 	}
+	unfinished, _ := move.Unfinished(jd)
 	queued, failed := 0, 0
+	out := []map[string]string{}
 	for _, d := range entries {
 		switch d.Status {
 		case move.DoneQueued:
@@ -80,7 +86,7 @@ func runDone(ctx context.Context, opts doneOptions, g *globals, args []string) e
 			failed++
 		}
 		if g.json {
-			json.NewEncoder(g.stdout).Encode(map[string]string{"user": d.User, "from": d.From, "to": d.To, "status": d.Status, "detail": d.Detail})
+			out = append(out, map[string]string{"user": d.User, "from": d.From, "to": d.To, "status": d.Status, "detail": d.Detail})
 			continue
 		}
 		line := fmt.Sprintf("%s: %s (%s → %s)", d.User, d.Status, d.From, d.To)
@@ -89,8 +95,13 @@ func runDone(ctx context.Context, opts doneOptions, g *globals, args []string) e
 		}
 		fmt.Fprintln(g.stdout, line)
 	}
-	if len(entries) == 0 && !g.json {
+	if g.json {
+		json.NewEncoder(g.stdout).Encode(map[string]any{"users": out, "queued": queued, "failed": failed, "unfinished_moves": unfinished})
+	} else if len(entries) == 0 {
 		fmt.Fprintln(g.stdout, "no finished moves waiting for done")
+	}
+	if unfinished > 0 {
+		g.logf("%d move(s) are under way or were interrupted, and are not done's to finish: `maildist recover` finishes or undoes them", unfinished)
 	}
 	switch {
 	case failed > 0:

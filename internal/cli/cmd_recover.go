@@ -2,26 +2,41 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/maildist/maildist/internal/move"
+	"github.com/maildist/maildist/internal/runstate"
 )
 
 func newRecoverCommand(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "recover [RUN...]",
 		Short: "Finish or undo every interrupted move",
-		Long: `Read the journals of ad-hoc moves (state_dir/journal) and of each RUN given,
+		Long: `Read the journals of ad-hoc moves (state_dir/journal) and of every run a
+runner has worked in (state_dir keeps the list), or only of the runs given,
 and finish every move that had switched the directory entry, or undo every
 move that had not: staging removed, the held home put back, the hold ended.
-Moves whose user is locked by a live maildist are left alone.`,
+Moves whose user is locked by a live maildist are left to it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRecover(cmd.Context(), g, args)
 		},
 	}
+}
+
+// recoverWord says what recover did, in the operator's words.
+func recoverWord(r move.Result) string {
+	switch r.Outcome {
+	case move.OutcomeMoved:
+		return "finished"
+	case move.OutcomeFailed, move.OutcomeRefused:
+		return "undone"
+	}
+	return r.Outcome
 }
 
 func runRecover(ctx context.Context, g *globals, runs []string) error {
@@ -30,6 +45,19 @@ func runRecover(ctx context.Context, g *globals, runs []string) error {
 		return err
 	}
 	dirs := []string{filepath.Join(cfg.StateDir, "journal")}
+	if len(runs) == 0 {
+		known, err := runstate.KnownRuns(cfg.StateDir)
+		if err != nil {
+			return err
+		}
+		runs = known
+	} else {
+		for _, r := range runs {
+			if fi, err := os.Stat(r); err != nil || !fi.IsDir() {
+				return usagef("run folder %s: %v", r, errOrNotDir(err))
+			}
+		}
+	}
 	for _, r := range runs {
 		dirs = append(dirs, filepath.Join(r, "journal"))
 	}
@@ -53,16 +81,24 @@ func runRecover(ctx context.Context, g *globals, runs []string) error {
 		all = append(all, rs...)
 	}
 	if g.json {
+		out := []map[string]any{}
 		for _, r := range all {
-			printResult(g, r)
+			m := map[string]any{"user": r.User, "from": r.From, "to": r.To, "outcome": recoverWord(r), "reason": r.Reason}
+			if r.Err != nil {
+				m["error"] = r.Err.Error()
+			}
+			out = append(out, m)
 		}
+		json.NewEncoder(g.stdout).Encode(map[string]any{"results": out, "stuck": stuck})
 	} else {
 		for _, r := range all {
 			switch r.Outcome {
 			case move.OutcomeMoved:
-				fmt.Fprintf(g.stdout, "%s: finished the move %s → %s\n", r.User, r.From, r.To)
+				fmt.Fprintf(g.stdout, "%s: finished the move %s → %s; the user is on %s\n", r.User, r.From, r.To, r.To)
 			case move.OutcomeFailed, move.OutcomeRefused:
-				fmt.Fprintf(g.stdout, "%s: undid the move %s → %s (%s); the user is on %s\n", r.User, r.From, r.To, r.Reason, r.From)
+				fmt.Fprintf(g.stdout, "%s: undid the move %s → %s (it was %s); the user is on %s\n", r.User, r.From, r.To, r.Reason, r.From)
+			case move.OutcomeInFlight:
+				fmt.Fprintf(g.stdout, "%s: the move %s → %s is being made by a running maildist; left to it\n", r.User, r.From, r.To)
 			case move.OutcomeStuck:
 				fmt.Fprintf(g.stdout, "%s: could not recover the move %s → %s: %v\n", r.User, r.From, r.To, r.Err)
 			default:
@@ -70,7 +106,7 @@ func runRecover(ctx context.Context, g *globals, runs []string) error {
 			}
 		}
 		if len(all) == 0 {
-			fmt.Fprintln(g.stdout, "nothing to recover")
+			fmt.Fprintf(g.stdout, "nothing to recover (looked in %d journal folder(s))\n", len(dirs))
 		}
 	}
 	if stuck > 0 {

@@ -158,6 +158,10 @@ func runRun(ctx context.Context, opts runOptions, g *globals, dir string) error 
 		}
 	}
 
+	// recover without arguments looks in every run a runner has used.
+	if err := runstate.RememberRun(cfg.StateDir, dir); err != nil {
+		return err
+	}
 	rep := newRunReporter(g, opts.progress)
 	defer rep.close()
 	log, err := runstate.OpenLog(filepath.Join(dir, runstate.LogFile))
@@ -185,6 +189,7 @@ func runRun(ctx context.Context, opts runOptions, g *globals, dir string) error 
 		Dir: dir, Hosts: opts.hosts, Parallel: opts.parallel, PerHost: opts.perHost,
 		Loop: opts.loop, MaxRounds: opts.maxRounds, Until: until,
 		Force: opts.force, Local: opts.local, Kick: opts.kick, Progress: rep,
+		KnownHost: func(h string) bool { _, ok := c.Host(h); return ok },
 	})
 	rep.close()
 	if sum != nil && sum.Bad != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -33,6 +34,9 @@ whether done has run. Nothing is changed.`,
 }
 
 func runStatus(ctx context.Context, g *globals, dir string) error {
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return usagef("run folder %s: %v", dir, errOrNotDir(err))
+	}
 	s, err := run.ReadStatus(dir)
 	if err != nil {
 		return err
@@ -64,7 +68,8 @@ func runStatus(ctx context.Context, g *globals, dir string) error {
 		}
 	}
 	if s.InFlight > 0 {
-		fmt.Fprintf(g.stdout, "\n%d move(s) under way or interrupted (if no runner is working, run `maildist recover %s`)\n", s.InFlight, dir)
+		fmt.Fprintf(g.stdout, "\n%d move(s) under way or interrupted, their users' mail held meanwhile: %s\n(if no runner is working, `maildist recover` finishes or undoes them)\n",
+			s.InFlight, strings.Join(s.InFlightUsers, ", "))
 	}
 	switch {
 	case s.Total.Moved == 0:

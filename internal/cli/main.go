@@ -143,7 +143,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "maildist: stopping: finishing or undoing the moves in flight (signal again to stop at once)")
 		cancel()
 		<-sigs
-		fmt.Fprintln(stderr, "maildist: stopped at once; run `maildist recover` to finish or undo what was in flight")
+		fmt.Fprintln(stderr, "maildist: stopped at once; `maildist recover` finishes or undoes what was in flight")
 		os.Exit(130)
 	}()
 	root := newRootCommand(g)

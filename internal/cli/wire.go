@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +31,10 @@ func newEngine(g *globals, cfg *config.Config, opt engineOptions) (*move.Engine,
 				g.logf("warning: %v", err)
 			}
 		}
-		if g.verbose || ev.Outcome != "ok" {
+		// A refusal is the command's result, printed once there; other
+		// outcomes (failures, undos, warnings) are worth a line as they
+		// happen.
+		if g.verbose || (ev.Outcome != "ok" && ev.Outcome != "refused") {
 			g.logf("%s", describeEvent(ev))
 		}
 	}
@@ -43,7 +47,15 @@ func openDirectory(cfg *config.Config) (directory.Directory, error) { return wir
 // describeEvent is one line of progress for stderr.
 func describeEvent(ev runstate.Event) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s: %s %s", time.Now().Format("15:04:05"), ev.User, ev.Step, ev.Outcome)
+	user := ev.User
+	if strings.ContainsFunc(user, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		user = strconv.Quote(user)
+	}
+	step := ev.Step
+	if step == ev.Outcome {
+		step = "" // "undone undone"
+	}
+	fmt.Fprintf(&b, "%s %s: %s", time.Now().Format("15:04:05"), user, strings.TrimSpace(step+" "+ev.Outcome))
 	if ev.Reason != "" {
 		fmt.Fprintf(&b, " (%s)", ev.Reason)
 	}

@@ -106,9 +106,10 @@ func (c *Cluster) Pools() []string {
 // ErrBadUser is wrapped by CheckUser's errors.
 var ErrBadUser = errors.New("not a plain user name")
 
-// CheckUser refuses names that could escape a folder or be taken for an
-// option: empty, ".", "..", anything with '/', NUL, ':' or a control
-// character, a leading '-', or invalid UTF-8.
+// CheckUser refuses names that could escape a folder, be taken for an
+// option or hide among maildist's own folders: empty, ".", "..", anything
+// with '/', NUL, ':', a space or a control character, a leading '-' or
+// '.', or invalid UTF-8.
 func CheckUser(name string) error {
 	bad := func(why string) error { return fmt.Errorf("user %q: %w: %s", name, ErrBadUser, why) }
 	switch {
@@ -136,6 +137,9 @@ func CheckUser(name string) error {
 		case r == ' ':
 			return bad("contains a space")
 		}
+	}
+	if strings.HasPrefix(name, ".") {
+		return bad("starts with '.'")
 	}
 	return nil
 }

@@ -54,7 +54,7 @@ func TestHomeFor(t *testing.T) {
 }
 
 func TestCheckUser(t *testing.T) {
-	for _, bad := range []string{"", ".", "..", "../x", "a/b", "-rf", "a\x00b", "a:b", "a\nb", "a b", "\xff"} {
+	for _, bad := range []string{"", ".", "..", "../x", "a/b", "-rf", "a\x00b", "a:b", "a\nb", "a b", "\xff", ".maildist-trash", ".hidden"} {
 		if err := CheckUser(bad); !errors.Is(err, ErrBadUser) {
 			t.Errorf("CheckUser(%q) = %v, want ErrBadUser", bad, err)
 		}

@@ -169,6 +169,20 @@ func TestRunRetriesLiveSessions(t *testing.T) {
 	}
 }
 
+// A second runner for a host another runner holds stops at once.
+func TestSecondRunnerForAHostRefused(t *testing.T) {
+	c, rd := small(t, 60)
+	// --bwlimit keeps the first runner at work while the second starts.
+	cmd, _ := start(t, c.Config, "run", rd, "--parallel", "1", "--bwlimit", "300k", "--progress", "none")
+	waitFor(t, "the first move", func() bool { return len(results(t, rd)) > 0 })
+	r := maildist(t, c.Config, "run", rd, "--progress", "none")
+	if r.code != 1 || !strings.Contains(r.stderr, "another runner is working") {
+		t.Fatalf("second runner: exit %d\n%s", r.code, r.stderr)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Wait()
+}
+
 // Two runners for two source hosts at once, in separate processes, on
 // one run folder: every move is made once.
 func TestTwoRunnersOneRunFolder(t *testing.T) {
@@ -220,6 +234,15 @@ func TestRunnerKilledAndResumed(t *testing.T) {
 	cmd.Wait()
 	unfinished, _ := move.Unfinished(filepath.Join(rd, "journal"))
 	t.Logf("killed with %d move(s) in flight", unfinished)
+	// A plain recover, as the runner's own message says, finds the run's
+	// journals: nothing is left held.
+	rec := must(t, c.Config, nil, "recover")
+	if n, _ := move.Unfinished(filepath.Join(rd, "journal")); n != 0 {
+		t.Fatalf("after recover, %d move(s) still unfinished:\n%s", n, rec.stdout)
+	}
+	if unfinished > 0 && strings.Contains(rec.stdout, "nothing to recover") {
+		t.Fatalf("recover did not look in the run:\n%s", rec.stdout)
+	}
 	must(t, c.Config, nil, "run", rd, "--progress", "none")
 	checkAllMoved(t, c, rd, before)
 	must(t, c.Config, nil, "done", rd)

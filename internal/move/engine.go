@@ -40,6 +40,7 @@ const (
 	ReasonUnknownHost      = "unknown-host"      // no such host, or the home is on none
 	ReasonSameHost         = "same-host"         // the user is on that host already
 	ReasonDestDraining     = "dest-draining"     // the destination is being emptied
+	ReasonDestClosed       = "dest-closed"       // the destination takes no new users (accept_new = false)
 	ReasonInProgress       = "in-progress"       // another move of the user is under way or unfinished
 	ReasonHoldFailed       = "hold-failed"       // delivery could not be held
 	ReasonUnsafeHold       = "unsafe-hold"       // the hold would not hold
@@ -63,6 +64,9 @@ const (
 	OutcomeRefused = "refused" // the check said no; nothing was changed
 	OutcomeFailed  = "failed"  // a step failed and the move was undone
 	OutcomeStuck   = "stuck"   // it could not be finished or undone now; recover will
+	// OutcomeInFlight is recover's word for a move a live maildist is
+	// making: its user is locked, so recover leaves it alone.
+	OutcomeInFlight = "in-flight"
 )
 
 // Activity tells whether a user has live sessions on some hosts.
@@ -119,6 +123,9 @@ type Request struct {
 	Force bool   // skip the live-session check
 	Local bool   // check only the source host for live sessions
 	Kick  bool   // end the user's live sessions once the hold has begun
+	// AllowClosed moves to a host with accept_new = false, which is
+	// otherwise refused.
+	AllowClosed bool
 }
 
 // Result tells what became of a move.
@@ -175,6 +182,9 @@ func (e *Engine) Move(ctx context.Context, req Request) Result {
 	if to.Drain {
 		return refuse(ReasonDestDraining, fmt.Errorf("host %s is being drained", to.Name))
 	}
+	if !to.AcceptNew && !req.AllowClosed {
+		return refuse(ReasonDestClosed, fmt.Errorf("host %s takes no new users (accept_new = false); to move %s there all the same, ask for it (--allow-closed)", to.Name, req.User))
+	}
 
 	lock, err := e.lockUser(req.User)
 	if err != nil {
@@ -195,6 +205,9 @@ func (e *Engine) Move(ctx context.Context, req Request) Result {
 	from, ok := e.Cluster.HostOf(ent.Home)
 	if !ok {
 		return refuse(ReasonUnknownHost, fmt.Errorf("home %s of %s is under no host's root", ent.Home, req.User))
+	}
+	if err := ownName(ent.Home, from.Root); err != nil {
+		return refuse(ReasonBadUser, fmt.Errorf("home %s of %s: %w", ent.Home, req.User, err))
 	}
 	if req.From != "" && req.From != from.Name {
 		return refuse(ReasonDirectoryChanged, fmt.Errorf("%s is on %s now, not %s", req.User, from.Name, req.From))
@@ -231,6 +244,19 @@ func (e *Engine) Move(ctx context.Context, req Request) Result {
 	res.Journal = j.Path
 	m := &mover{e: e, j: j, p: p, src: src, dst: dst, res: res}
 	return m.run(ctx, req)
+}
+
+// ownName refuses a home whose path below its host's root uses a name
+// maildist keeps for itself (its staging and trash folders), which a move
+// would otherwise carry off with the home.
+func ownName(home, root string) error {
+	rel := strings.TrimPrefix(strings.TrimPrefix(path.Clean(home), path.Clean(root)), "/")
+	for _, el := range strings.Split(rel, "/") {
+		if strings.HasPrefix(el, ".maildist-") {
+			return fmt.Errorf("%q is a name maildist keeps for its own folders", el)
+		}
+	}
+	return nil
 }
 
 // mover is one move in progress.
@@ -836,10 +862,13 @@ func (e *Engine) lockUser(user string) (*fsutil.Lock, error) {
 	}
 	l, err := fsutil.TryLock(filepath.Join(e.LockDir, user+".lock"))
 	if errors.Is(err, fsutil.ErrLocked) {
-		return nil, fmt.Errorf("%s is being moved by another process", user)
+		return nil, fmt.Errorf("%s is being moved by another maildist: %w", user, fsutil.ErrLocked)
 	}
 	return l, err
 }
+
+// LockPath is the file whose lock keeps two movers off one user.
+func (e *Engine) LockPath(user string) string { return filepath.Join(e.LockDir, user+".lock") }
 
 // openJournalOf returns the path of an unfinished journal of user, if any.
 func (e *Engine) openJournalOf(user string) string {

@@ -105,6 +105,8 @@ func TestMoveRefusals(t *testing.T) {
 			}},
 		{name: "active", req: Request{User: "alice", To: "h2"}, reason: ReasonActive,
 			setup: func(t *testing.T, f *fixture, e *Engine) { f.active["alice"] = true }},
+		{name: "closed", req: Request{User: "alice", To: "h3"}, reason: ReasonDestClosed,
+			setup: func(t *testing.T, f *fixture, e *Engine) { f.cluster.Hosts[2].AcceptNew = false }},
 		{name: "draining", req: Request{User: "alice", To: "h3"}, reason: ReasonDestDraining,
 			setup: func(t *testing.T, f *fixture, e *Engine) { f.cluster.Hosts[2].Drain = true }},
 		{name: "being moved", req: Request{User: "alice", To: "h2"}, reason: ReasonInProgress,
@@ -163,6 +165,33 @@ func TestMoveRefusals(t *testing.T) {
 
 // A fault injected at each step: before the switch the move is undone and
 // the user is where they were; after it, the move is finished by recover.
+// An operator may move a user to a host closed to new users on purpose.
+func TestAllowClosed(t *testing.T) {
+	f := newFixture(t, map[string]string{"alice": "h1"})
+	f.makeMaildir(t, "alice", "h1", 3)
+	before := snapshot(t, f.real("h1", "/h1/alice"))
+	f.cluster.Hosts[1].AcceptNew = false
+	e := f.engine(t)
+	if r := e.Move(context.Background(), Request{User: "alice", To: "h2", AllowClosed: true}); r.Outcome != OutcomeMoved {
+		t.Fatal(r)
+	}
+	f.settled(t, "alice", "h2", before)
+}
+
+// A home whose path uses one of maildist's own folder names is refused:
+// moving it would carry maildist's trash or staging along.
+func TestOwnFolderNamesRefused(t *testing.T) {
+	if err := ownName("/h1/.maildist-trash", "/h1"); err == nil {
+		t.Fatal("trash accepted as a home")
+	}
+	if err := ownName("/h1/d22/.maildist-staging/x", "/h1"); err == nil {
+		t.Fatal("staging accepted")
+	}
+	if err := ownName("/h1/d22/alice", "/h1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestFaultAtEveryStep(t *testing.T) {
 	for _, s := range Steps {
 		t.Run(string(s), func(t *testing.T) {

@@ -310,3 +310,15 @@ func Unfinished(dir string) (int, error) {
 	}
 	return n, errors.Join(errs...)
 }
+
+// UnfinishedUsers names the users of the journals that are not terminal.
+func UnfinishedUsers(dir string) ([]string, error) {
+	js, errs := listJournals(dir)
+	var out []string
+	for _, j := range js {
+		if !j.Terminal() {
+			out = append(out, j.Plan.User)
+		}
+	}
+	return out, errors.Join(errs...)
+}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 
 	"github.com/maildist/maildist/internal/delivery"
+	"github.com/maildist/maildist/internal/fsutil"
 )
 
 // holdOf returns the hold a journal was made with: a move is undone or
@@ -44,8 +45,12 @@ func (e *Engine) recoverOne(ctx context.Context, j *Journal) Result {
 	res := Result{User: p.User, From: p.From, To: p.To, Journal: j.Path}
 	defer j.Close()
 	lock, err := e.lockUser(p.User)
+	if errors.Is(err, fsutil.ErrLocked) {
+		res.Outcome, res.Reason, res.Err = OutcomeInFlight, ReasonInProgress, err
+		return res
+	}
 	if err != nil {
-		res.Outcome, res.Reason, res.Err = OutcomeStuck, ReasonInProgress, err
+		res.Outcome, res.Reason, res.Err = OutcomeStuck, ReasonError, err
 		return res
 	}
 	defer lock.Unlock()

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/maildist/maildist/internal/cluster"
+	"github.com/maildist/maildist/internal/fsutil"
 	"github.com/maildist/maildist/internal/move"
 	"github.com/maildist/maildist/internal/runstate"
 )
@@ -32,6 +34,10 @@ type Options struct {
 	Force     bool      // skip the live-session check
 	Local     bool      // check live sessions on the source host only
 	Kick      bool      // end live sessions once the hold has begun
+
+	// KnownHost, if set, says whether a host is in the config: todo lines
+	// naming another host are named and skipped.
+	KnownHost func(string) bool
 
 	// Progress, if set, is told what happens, from several goroutines.
 	Progress Progress
@@ -99,6 +105,19 @@ func Run(ctx context.Context, m Mover, opt Options) (*Summary, error) {
 		if len(mine) > 0 && !mine[t.From] {
 			continue
 		}
+		if opt.KnownHost != nil {
+			bad := ""
+			for _, h := range []string{t.From, t.To} {
+				if !opt.KnownHost(h) {
+					bad = h
+				}
+			}
+			if bad != "" {
+				dups = append(dups, &runstate.LineError{File: filepath.Join(opt.Dir, runstate.TodoFile), Line: t.Line,
+					Msg: fmt.Sprintf("host %s is not in the config", bad)})
+				continue
+			}
+		}
 		if prev, ok := seen[t.User]; ok {
 			dups = append(dups, &runstate.LineError{File: filepath.Join(opt.Dir, runstate.TodoFile), Line: t.Line,
 				Msg: fmt.Sprintf("user %s is also on line %d; moved once, by the first", t.User, prev)})
@@ -123,13 +142,26 @@ func Run(ctx context.Context, m Mover, opt Options) (*Summary, error) {
 		sort.Strings(hosts)
 	}
 
+	// One runner a source host: a second runner for a host already taken
+	// stops here, before it touches anything.
+	locks, err := lockHosts(opt.Dir, hosts)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, l := range locks {
+			l.Unlock()
+		}
+	}()
+
 	log, err := runstate.OpenLog(filepath.Join(opt.Dir, runstate.LogFile))
 	if err != nil {
 		return nil, err
 	}
 	defer log.Close()
 
-	// Moves a crash left half done are finished or undone first.
+	// Moves a crash left half done are finished or undone first. Moves a
+	// live runner of other hosts is making are left to it.
 	if rs, err := m.Recover(ctx); err != nil {
 		return nil, fmt.Errorf("recover: %w", err)
 	} else {
@@ -351,6 +383,32 @@ func writeLeft(dir string, hosts []string, lines []cluster.Todo, st *State) erro
 		}
 	}
 	return nil
+}
+
+// ErrHostTaken is returned when another runner works on one of the hosts.
+var ErrHostTaken = errors.New("another runner is working on this host of the run")
+
+// lockHosts takes RUN/locks/host.H.lock for every host, or none.
+func lockHosts(dir string, hosts []string) ([]*fsutil.Lock, error) {
+	ld := filepath.Join(dir, "locks")
+	if err := os.MkdirAll(ld, 0o755); err != nil {
+		return nil, err
+	}
+	var got []*fsutil.Lock
+	for _, h := range hosts {
+		l, err := fsutil.TryLock(filepath.Join(ld, "host."+h+".lock"))
+		if err != nil {
+			for _, g := range got {
+				g.Unlock()
+			}
+			if errors.Is(err, fsutil.ErrLocked) {
+				return nil, fmt.Errorf("host %s of %s: %w (one runner a source host; give the others --host)", h, dir, ErrHostTaken)
+			}
+			return nil, err
+		}
+		got = append(got, l)
+	}
+	return got, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

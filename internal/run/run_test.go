@@ -2,6 +2,7 @@ package run
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -225,5 +226,34 @@ func TestStopsOnCancel(t *testing.T) {
 	}
 	if sum.Left != 30-sum.Moved {
 		t.Fatalf("left %d, moved %d", sum.Left, sum.Moved)
+	}
+}
+
+// A second runner for a host another runner holds stops before it touches
+// anything; todo lines naming hosts the config lacks are named.
+func TestOneRunnerPerHost(t *testing.T) {
+	dir := t.TempDir()
+	writeTodo(t, dir, todoOf(4, "a", "b"), "u90\ta\tzz\tc1d1\n")
+	locks, err := lockHosts(dir, []string{"b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFake(nil)
+	if _, err := Run(context.Background(), f, Options{Dir: dir}); !errors.Is(err, ErrHostTaken) {
+		t.Fatalf("second runner: %v", err)
+	}
+	if len(f.tries) != 0 {
+		t.Fatalf("the refused runner moved %v", f.tries)
+	}
+	sum, err := Run(context.Background(), f, Options{Dir: dir, Hosts: []string{"a"},
+		KnownHost: func(h string) bool { return h == "a" || h == "b" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Moved != 2 || sum.Bad == nil || !strings.Contains(sum.Bad.Error(), ":6: host zz is not in the config") {
+		t.Fatalf("moved %d, bad %v", sum.Moved, sum.Bad)
+	}
+	for _, l := range locks {
+		l.Unlock()
 	}
 }

@@ -34,14 +34,15 @@ type UserRefusals struct {
 
 // Status is where a run stands.
 type Status struct {
-	Hosts     []HostStatus   `json:"hosts"`
-	Total     HostStatus     `json:"total"`
-	MostTried []UserRefusals `json:"most_refused"`
-	InFlight  int            `json:"in_flight"`  // journals not finished: moving now, or to recover
-	Finished  int            `json:"done_users"` // moved users done has finished
-	DoneRan   bool           `json:"done_ran"`
-	HeldMS    HeldStats      `json:"held_ms"`
-	Bad       []string       `json:"bad_lines,omitempty"`
+	Hosts         []HostStatus   `json:"hosts"`
+	Total         HostStatus     `json:"total"`
+	MostTried     []UserRefusals `json:"most_refused"`
+	InFlight      int            `json:"in_flight"` // journals not finished: moving now, or to recover
+	InFlightUsers []string       `json:"in_flight_users,omitempty"`
+	Finished      int            `json:"done_users"` // moved users done has finished
+	DoneRan       bool           `json:"done_ran"`
+	HeldMS        HeldStats      `json:"held_ms"`
+	Bad           []string       `json:"bad_lines,omitempty"`
 }
 
 // HeldStats summarises how long moved users were held.
@@ -133,7 +134,8 @@ func ReadStatus(dir string) (*Status, error) {
 		return nil, err
 	}
 	s.Finished = len(finished)
-	s.InFlight, _ = move.Unfinished(filepath.Join(dir, "journal"))
+	s.InFlightUsers, _ = move.UnfinishedUsers(filepath.Join(dir, "journal"))
+	s.InFlight = len(s.InFlightUsers)
 	if _, err := os.Stat(filepath.Join(dir, runstate.DoneFile)); err == nil {
 		s.DoneRan = true
 	} else if !errors.Is(err, fs.ErrNotExist) {

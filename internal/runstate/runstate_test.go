@@ -113,3 +113,21 @@ func FuzzParseTSV(f *testing.F) {
 		}
 	})
 }
+
+func TestRememberRun(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	a, b := t.TempDir(), t.TempDir()
+	for _, r := range []string{a, b, a} {
+		if err := RememberRun(state, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := KnownRuns(state)
+	if err != nil || len(got) != 2 || got[0] != a || got[1] != b {
+		t.Fatalf("known = %v, %v", got, err)
+	}
+	os.RemoveAll(b)
+	if got, _ := KnownRuns(state); len(got) != 1 {
+		t.Fatalf("a removed run folder is still listed: %v", got)
+	}
+}
