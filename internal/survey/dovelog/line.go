@@ -104,6 +104,9 @@ type Parser struct {
 	loc *time.Location
 	ref time.Time // year anchor for dates without a year
 
+	refGiven time.Time // what SetRef was given
+	refSet   bool
+
 	// year inference cache: last month/day seen and the year chosen
 	ymKey  int
 	ymYear int
@@ -117,6 +120,12 @@ type Parser struct {
 	stamp    [40]byte
 	stampLen int
 	stampT   int64
+	// its minute: the seconds start at secAt, the fraction ends at
+	// fracEnd, and the minute began at minT (Unix ns)
+	secAt, fracEnd int
+	minT           int64
+	// where parseTimeSlow found them in the stamp it read
+	slowSecAt, slowFracEnd int
 }
 
 // NewParser returns a parser for lines whose timestamps carry no zone in
@@ -135,12 +144,21 @@ func NewParser(loc *time.Location, ref time.Time) *Parser {
 
 // SetRef changes the year anchor, for the next file.
 func (p *Parser) SetRef(ref time.Time) {
+	p.refGiven, p.refSet = ref, true
 	if ref.IsZero() {
 		ref = time.Date(2000, 12, 31, 0, 0, 0, 0, p.loc)
 	}
 	p.ref = ref.In(p.loc)
 	p.ymKey = -1
 	p.stampLen = 0
+}
+
+// use sets the year anchor to ref unless it is that already (keeping
+// the caches).
+func (p *Parser) use(ref time.Time) {
+	if !p.refSet || !ref.Equal(p.refGiven) {
+		p.SetRef(ref)
+	}
 }
 
 // Parse reads one line (without its newline) into ev.

@@ -1,6 +1,8 @@
 package dovelog
 
 import (
+	"bytes"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -278,4 +280,63 @@ func TestLeapDayYear(t *testing.T) {
 			t.Errorf("mtime %s: Feb 29 is %q (%s), want %q", tc.ref.Format(time.DateOnly), got, ev.Reason, tc.want)
 		}
 	}
+}
+
+// The cached minute gives every line the time a fresh parser gives it.
+func TestTimeCacheAgreesWithAFreshParse(t *testing.T) {
+	loc, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		loc = time.FixedZone("X", 3600)
+	}
+	ref := time.Date(2025, 12, 31, 0, 0, 0, 0, time.UTC)
+	r := rand.New(rand.NewPCG(7, 8))
+	base := time.Date(2025, 10, 26, 0, 58, 50, 0, time.UTC) // a change of summer time, in Berlin
+	formats := []func(time.Time) string{
+		func(t time.Time) string { return t.Format(time.Stamp) },
+		func(t time.Time) string { return t.Format("Jan 02 15:04:05") },
+		func(t time.Time) string { return t.Format("2006-01-02 15:04:05") },
+		func(t time.Time) string { return t.Format("2006-01-02T15:04:05.000000Z07:00") },
+		func(t time.Time) string { return t.Format("2006-01-02T15:04:05.000Z07:00") },
+		func(t time.Time) string { return t.Format(time.RFC3339Nano) }, // fractions of any length
+		func(t time.Time) string { return t.In(time.FixedZone("", -5*3600)).Format(time.RFC3339) },
+		func(t time.Time) string { return t.Format(time.StampMicro) },
+	}
+	for _, zone := range []*time.Location{time.UTC, loc} {
+		cached := NewParser(zone, ref)
+		tm := base
+		for i := 0; i < 20000; i++ {
+			tm = tm.Add(time.Duration(r.IntN(3000)) * time.Millisecond)
+			stamp := formats[r.IntN(len(formats))](tm.In(zone))
+			line := []byte(stamp + " imap(a): Logged out")
+			if r.IntN(50) == 0 {
+				line = []byte(stamp[:len(stamp)-1] + "x imap(a): Logged out") // broken seconds
+			}
+			var got, want Event
+			cached.Parse(line, &got)
+			NewParser(zone, ref).Parse(line, &want)
+			if got.Time != want.Time || got.Kind != want.Kind {
+				t.Fatalf("%s, line %d %q: cached %d %s, fresh %d %s", zone, i, line, got.Time, got.Kind, want.Time, want.Kind)
+			}
+		}
+	}
+}
+
+// Lines parsed one after another (with the parser's caches) read as each
+// line alone does.
+func FuzzParseLines(f *testing.F) {
+	f.Add([]byte("Sep 13 00:03:15 imap(a): Logged out\nSep 13 00:03:16 imap(a): Logged out\nSep 13 00:04:16 imap(b): x"))
+	f.Add([]byte("2025-05-19T10:15:05.123+02:00 h dovecot: imap(a): Logged out\n2025-05-19T10:15:06.9+02:00 h dovecot: imap(a): Logged out\n2025-05-19T10:15:06.900+03:00 h dovecot: x"))
+	f.Add([]byte("2025-01-02 03:04:05 imap(a): Logged out\n2025-01-02 03:04:59 imap(a): y\n2025-01-02 03:04:60 z\n2025-01-02 03:04:6"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ref := time.Date(2025, 6, 30, 0, 0, 0, 0, time.UTC)
+		p := NewParser(time.UTC, ref)
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			var got, want Event
+			p.Parse(line, &got)
+			NewParser(time.UTC, ref).Parse(line, &want)
+			if got.Time != want.Time || got.Kind != want.Kind {
+				t.Fatalf("%q: with caches %d %s, alone %d %s", line, got.Time, got.Kind, want.Time, want.Kind)
+			}
+		}
+	})
 }

@@ -1,9 +1,13 @@
 package dovelog
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -351,3 +355,84 @@ func TestImpossibleDatesMakeNoSessions(t *testing.T) {
 		t.Errorf("sessions %+v, want one", sessions)
 	}
 }
+
+// However the streams are cut into blocks and however many goroutines
+// parse them, the totals are the same: blocks are paired in order.
+func TestScanSameWhateverTheBlocks(t *testing.T) {
+	var streams [][]File
+	for h := 0; h < 3; h++ {
+		log := benchLog(200<<10+h*7919, 300)
+		var files []File
+		// Rotated files: three pieces cut at line ends.
+		for k, rest := 0, log; k < 3; k++ {
+			n := len(rest)
+			if k < 2 {
+				n = len(rest) / (3 - k)
+				n += bytes.IndexByte(rest[n:], '\n') + 1
+			}
+			files = append(files, textFile(fmt.Sprintf("h%d.log.%d", h, 2-k), string(rest[:n])))
+			rest = rest[n:]
+		}
+		streams = append(streams, files)
+	}
+	run := func(workers, block int) (map[string]Totals, Stats, Report) {
+		pr := NewPairer(PairOptions{})
+		var st []Stream
+		for _, files := range streams {
+			st = append(st, Stream{Name: files[0].Name, Files: files})
+		}
+		rep, err := Scan(context.Background(), st, pr, ScanOptions{Loc: time.UTC, Workers: workers, BlockSize: block})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pr.Totals(), pr.Stats(), rep
+	}
+	want, wantStats, wantRep := run(1, 64<<20)
+	if wantStats.Logins == 0 || len(want) < 100 || wantRep.Files != 9 {
+		t.Fatalf("reference: %d users, %+v, %d files", len(want), wantStats, wantRep.Files)
+	}
+	for _, workers := range []int{1, 2, 5} {
+		for _, block := range []int{100, 4096, 1 << 20} {
+			got, st, rep := run(workers, block)
+			if st != wantStats || rep.Lines != wantRep.Lines || rep.Files != wantRep.Files || rep.ByKind != wantRep.ByKind {
+				t.Errorf("workers %d, blocks of %d: stats %+v, %d lines in %d files; want %+v, %d in %d",
+					workers, block, st, rep.Lines, rep.Files, wantStats, wantRep.Lines, wantRep.Files)
+			}
+			if len(got) != len(want) {
+				t.Errorf("workers %d, blocks of %d: %d users, want %d", workers, block, len(got), len(want))
+			}
+			for name, w := range want {
+				if got[name] != w {
+					t.Errorf("workers %d, blocks of %d: %s = %+v, want %+v", workers, block, name, got[name], w)
+					break
+				}
+			}
+		}
+	}
+}
+
+// A scan stopped midway stops its helpers and closes its files.
+func TestScanCancelled(t *testing.T) {
+	log := benchLog(4<<20, 1000)
+	ctx, cancel := context.WithCancel(context.Background())
+	closed := 0
+	var mu sync.Mutex
+	f := File{Name: "big.log", Open: func() (io.ReadCloser, error) {
+		return closer{strings.NewReader(string(log)), func() { mu.Lock(); closed++; mu.Unlock() }}, nil
+	}}
+	pr := NewPairer(PairOptions{OnSession: func(Session) { cancel() }})
+	_, err := Scan(ctx, []Stream{{Name: "x", Files: []File{f}}}, pr, ScanOptions{Workers: 2, BlockSize: 4096})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if closed != 1 {
+		t.Errorf("file closed %d times, want once", closed)
+	}
+}
+
+type closer struct {
+	io.Reader
+	fn func()
+}
+
+func (c closer) Close() error { c.fn(); return nil }

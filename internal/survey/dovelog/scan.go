@@ -34,10 +34,16 @@ type Stream struct {
 
 // ScanOptions tune Scan.
 type ScanOptions struct {
-	Loc       *time.Location // zone of timestamps that have none; nil: UTC
-	Workers   int            // parsing goroutines per stream; 0: GOMAXPROCS
-	BlockSize int            // bytes parsed at a time; 0: 1 MiB
-	Examples  int            // malformed lines to keep as examples; 0: 5
+	Loc *time.Location // zone of timestamps that have none; nil: UTC
+	// Workers is how many goroutines parse blocks, for all streams
+	// together; 0: one less than GOMAXPROCS, at least one. The goroutine
+	// that pairs parses too, whenever the block it needs next has not
+	// been taken: pairing is the one part that cannot be shared out, so
+	// it gets a processor of its own and never waits on a block no one
+	// is parsing.
+	Workers   int
+	BlockSize int // bytes parsed at a time; 0: 1 MiB
+	Examples  int // malformed lines to keep as examples; 0: 5
 }
 
 // LineProblem is a malformed line, named by file and line.
@@ -105,7 +111,7 @@ func (r *Report) Add(o Report, examples int) {
 // never do.
 func Scan(ctx context.Context, streams []Stream, pr *Pairer, opt ScanOptions) (Report, error) {
 	if opt.Workers <= 0 {
-		opt.Workers = runtime.GOMAXPROCS(0)
+		opt.Workers = max(1, runtime.GOMAXPROCS(0)-1)
 	}
 	if opt.BlockSize <= 0 {
 		opt.BlockSize = 1 << 20
@@ -116,18 +122,26 @@ func Scan(ctx context.Context, streams []Stream, pr *Pairer, opt ScanOptions) (R
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	var wg sync.WaitGroup
-	heads := make([]*cursor, len(streams))
 	win := window{pr.since, pr.until}
+	pl := newPool(opt, win)
+	heads := make([]*cursor, len(streams))
 	for i := range streams {
-		heads[i] = startStream(ctx, &wg, &streams[i], opt, win)
+		heads[i] = newCursor(ctx, &streams[i], opt, pl)
+	}
+	var helpers sync.WaitGroup
+	for range opt.Workers {
+		helpers.Add(1)
+		go func() {
+			defer helpers.Done()
+			pl.help()
+		}()
 	}
 	defer func() {
-		cancel()
+		pl.close()
+		helpers.Wait()
 		for _, c := range heads {
-			c.drain()
+			c.close()
 		}
-		wg.Wait()
 	}()
 
 	var rep Report
@@ -246,9 +260,14 @@ const maxLine = 16 << 20
 // job is one block of a stream on its way through the parsers.
 type job struct {
 	file int
+	ref  time.Time // the file's year anchor
 	data []byte
 	err  error
-	done chan struct{}
+	done chan struct{} // closed once parsed
+
+	// claimed: someone (a helper or the consumer) parses it; guarded by
+	// the feed's lock.
+	claimed bool
 
 	events   []rec
 	lines    int64
@@ -269,11 +288,302 @@ type blockProblem struct {
 	text   string
 }
 
+// A stream's blocks are read on demand, by whoever needs one first: a
+// helper goroutine that has nothing to parse reads the next block ahead of
+// the consumer and parses it; the consumer (the goroutine that pairs),
+// when the block it needs next is not there, reads it itself, and when it
+// is there but no helper has taken it, parses it itself. So the consumer,
+// which alone can pair, never sleeps waiting for a block that no one is
+// working on, nor for a reader or a parser the system has not scheduled:
+// on a busy machine every hand-off that sleeps costs a wait in the run
+// queue.
+
+// pool is the helpers' side: the streams' feeds, and a way to wait for
+// work.
+type pool struct {
+	feeds    []*feed
+	examples int
+	win      window
+	loc      *time.Location
+
+	mu     sync.Mutex
+	cond   sync.Cond
+	gen    uint64 // bumped whenever there may be new work
+	closed bool
+	next   int // feed to look at first
+}
+
+func newPool(opt ScanOptions, win window) *pool {
+	pl := &pool{examples: opt.Examples, win: win, loc: opt.Loc}
+	pl.cond.L = &pl.mu
+	return pl
+}
+
+// poke tells waiting helpers there may be work.
+func (pl *pool) poke() {
+	pl.mu.Lock()
+	pl.gen++
+	pl.mu.Unlock()
+	pl.cond.Signal()
+}
+
+func (pl *pool) close() {
+	pl.mu.Lock()
+	pl.closed = true
+	pl.mu.Unlock()
+	pl.cond.Broadcast()
+}
+
+// help parses blocks, reading them first where needed, until the pool is
+// closed.
+func (pl *pool) help() {
+	p := NewParser(pl.loc, time.Time{})
+	for {
+		pl.mu.Lock()
+		gen, closed, start := pl.gen, pl.closed, pl.next
+		pl.next++
+		pl.mu.Unlock()
+		if closed {
+			return
+		}
+		var j *job
+		for k := range pl.feeds {
+			if j = pl.feeds[(start+k)%len(pl.feeds)].work(); j != nil {
+				break
+			}
+		}
+		if j != nil {
+			pl.parse(p, j)
+			continue
+		}
+		pl.mu.Lock()
+		for pl.gen == gen && !pl.closed {
+			pl.cond.Wait()
+		}
+		pl.mu.Unlock()
+	}
+}
+
+// parse parses j with p (set to j's file) and marks it done.
+func (pl *pool) parse(p *Parser, j *job) {
+	p.use(j.ref)
+	parseBlock(p, j, pl.examples, pl.win)
+	close(j.done)
+}
+
+// feed reads one stream's files into blocks of whole lines, on demand.
+// One goroutine reads at a time (rmu), outside the lock on the queue
+// (mu), so that the consumer can take a block that is ready while a
+// helper reads (or unpacks) the next.
+type feed struct {
+	ctx   context.Context
+	s     *Stream
+	size  int
+	ahead int // most blocks read and not yet taken by the consumer
+
+	mu    sync.Mutex
+	q     []*job // read and not yet taken, in order
+	free  []*job
+	ended bool // nothing more to read
+
+	rmu   sync.Mutex    // held while reading; guards what follows
+	fi    int           // the file being read
+	rc    io.ReadCloser // open, or nil
+	carry []byte        // the start of a line, read with the last block
+	gave  bool          // the file being read gave a block
+}
+
+// work gives a helper a block to parse: the oldest one read that no one
+// has taken, or else a new one if the feed may read ahead and no one else
+// is reading; nil if none.
+func (f *feed) work() *job {
+	f.mu.Lock()
+	for _, j := range f.q {
+		if !j.claimed {
+			j.claimed = true
+			f.mu.Unlock()
+			return j
+		}
+	}
+	full := f.ended || len(f.q) >= f.ahead
+	f.mu.Unlock()
+	if full || !f.rmu.TryLock() {
+		return nil
+	}
+	defer f.rmu.Unlock()
+	f.mu.Lock()
+	full = f.ended || len(f.q) >= f.ahead
+	f.mu.Unlock()
+	if full {
+		return nil
+	}
+	j := f.read()
+	if j == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.q = append(f.q, j)
+	if j.err != nil {
+		return nil // the consumer will meet it
+	}
+	j.claimed = true
+	return j
+}
+
+// take gives the consumer the next block, reading it if no one has, and
+// says whether the consumer must parse it (no helper took it); nil at the
+// end of the stream.
+func (f *feed) take() (j *job, mine bool) {
+	for {
+		f.mu.Lock()
+		if len(f.q) > 0 {
+			j = f.q[0]
+			copy(f.q, f.q[1:])
+			f.q[len(f.q)-1] = nil
+			f.q = f.q[:len(f.q)-1]
+			mine = !j.claimed && j.err == nil
+			j.claimed = true
+			f.mu.Unlock()
+			return j, mine
+		}
+		ended := f.ended
+		f.mu.Unlock()
+		if ended {
+			return nil, false
+		}
+		// Read it here, unless a helper is reading it now: then wait for
+		// it and look again.
+		f.rmu.Lock()
+		f.mu.Lock()
+		n, ended := len(f.q), f.ended
+		f.mu.Unlock()
+		if n == 0 && !ended {
+			if j := f.read(); j != nil {
+				f.mu.Lock()
+				f.q = append(f.q, j)
+				f.mu.Unlock()
+			}
+		}
+		f.rmu.Unlock()
+	}
+}
+
+func (f *feed) recycle(j *job) {
+	f.mu.Lock()
+	if len(f.free) < f.ahead+1 {
+		f.free = append(f.free, j)
+	}
+	f.mu.Unlock()
+}
+
+func (f *feed) newJob(file, size int) *job {
+	f.mu.Lock()
+	var j *job
+	if n := len(f.free); n > 0 {
+		j, f.free = f.free[n-1], f.free[:n-1]
+	} else {
+		j = &job{}
+	}
+	f.mu.Unlock()
+	*j = job{file: file, data: j.data[:0], events: j.events[:0], problems: j.problems[:0], done: make(chan struct{})}
+	if cap(j.data) < size {
+		j.data = make([]byte, 0, size)
+	}
+	return j
+}
+
+// read reads the next block and returns it; nil at the end of the stream.
+// A file that cannot be opened or read gives a block with the error, and
+// ends the feed. f.rmu is held.
+func (f *feed) read() *job {
+	for {
+		if err := f.ctx.Err(); err != nil {
+			return f.fail(err)
+		}
+		if f.fi >= len(f.s.Files) {
+			f.end()
+			return nil
+		}
+		file := &f.s.Files[f.fi]
+		if f.rc == nil {
+			rc, err := file.Open()
+			if err != nil {
+				return f.fail(fmt.Errorf("read log %s: %w", file.Name, err))
+			}
+			f.rc, f.carry, f.gave = rc, f.carry[:0], false
+		}
+		j := f.newJob(f.fi, f.size)
+		j.ref = file.Ref
+		buf := append(j.data[:0], f.carry...)
+		eof := false
+		cut := -1
+		for cut < 0 {
+			for len(buf) < cap(buf) {
+				n, err := f.rc.Read(buf[len(buf):cap(buf)])
+				buf = buf[:len(buf)+n]
+				if errors.Is(err, io.EOF) {
+					eof = true
+					break
+				}
+				if err != nil {
+					return f.fail(fmt.Errorf("read log %s: %w", file.Name, err))
+				}
+			}
+			switch k := bytes.LastIndexByte(buf, '\n'); {
+			case eof:
+				cut = len(buf)
+			case k >= 0:
+				cut = k + 1
+			case len(buf) >= maxLine:
+				cut = len(buf) // a monster line is cut in two
+			default: // a line longer than the block: grow it
+				buf = append(buf, make([]byte, len(buf))...)[:len(buf)]
+			}
+		}
+		f.carry = append(f.carry[:0], buf[cut:]...)
+		j.data = buf[:cut]
+		if eof {
+			f.rc.Close()
+			f.rc = nil
+			f.fi++
+		}
+		// An empty file still gives one empty block, so that the consumer
+		// can tell it was read and held nothing.
+		if len(j.data) == 0 && f.gave {
+			f.recycle(j)
+			continue
+		}
+		f.gave = true
+		return j
+	}
+}
+
+func (f *feed) end() {
+	f.mu.Lock()
+	f.ended = true
+	f.mu.Unlock()
+}
+
+// fail returns a block that carries err and ends the feed. f.rmu is held.
+func (f *feed) fail(err error) *job {
+	if f.rc != nil {
+		f.rc.Close()
+		f.rc = nil
+	}
+	f.end()
+	j := &job{file: f.fi, err: err, done: make(chan struct{}), claimed: true} // nothing to parse
+	close(j.done)
+	return j
+}
+
 // cursor is the consumer's side of one stream.
 type cursor struct {
 	stream  *Stream
-	order   chan *job
-	free    chan *job
+	feed    *feed // nil for a stream of events
+	events  *job  // the events of such a stream, until taken
+	pl      *pool
+	parser  *Parser // for the blocks the consumer parses itself
 	job     *job
 	pos     int
 	fetched int // events up to here have been prefetched
@@ -282,24 +592,64 @@ type cursor struct {
 	lineBase int64
 }
 
-// next releases the current block and waits for the next one with
-// events, accounting the blocks on the way. It reports false at the end
-// of the stream.
+func newCursor(ctx context.Context, s *Stream, opt ScanOptions, pl *pool) *cursor {
+	c := &cursor{stream: s, pl: pl, curFile: -1}
+	if len(s.Files) == 0 {
+		j := &job{done: make(chan struct{})}
+		for i := range s.Events {
+			ev := &s.Events[i]
+			ev.hash()
+			j.events = append(j.events, ev.rec())
+			if !j.hasTime || ev.Time > j.maxTime {
+				j.maxTime, j.hasTime = ev.Time, true
+			}
+		}
+		close(j.done)
+		c.events = j
+		return c
+	}
+	c.feed = &feed{ctx: ctx, s: s, size: opt.BlockSize, ahead: opt.Workers + 2}
+	pl.feeds = append(pl.feeds, c.feed)
+	return c
+}
+
+// take returns the stream's next block, parsed; nil at its end.
+func (c *cursor) take() *job {
+	if c.feed == nil {
+		j := c.events
+		c.events = nil
+		return j
+	}
+	j, mine := c.feed.take()
+	if j == nil {
+		return nil
+	}
+	c.pl.poke() // room to read ahead
+	if mine {
+		if c.parser == nil {
+			c.parser = NewParser(c.pl.loc, time.Time{})
+		}
+		c.pl.parse(c.parser, j)
+	}
+	<-j.done
+	return j
+}
+
+// next releases the current block and takes the next one with events,
+// accounting the blocks on the way. It reports false at the end of the
+// stream.
 func (c *cursor) next(pr *Pairer, src int, rep *Report, opt ScanOptions) (bool, error) {
 	for {
 		if c.job != nil {
 			c.recycle(c.job)
 			c.job = nil
 		}
-		j, ok := <-c.order
-		if !ok {
+		j := c.take()
+		if j == nil {
 			return false, nil
 		}
-		<-j.done
 		if j.err != nil {
-			err := j.err
-			c.recycle(j)
-			return false, err
+			return false, j.err
 		}
 		name := c.stream.Name
 		if j.file < len(c.stream.Files) {
@@ -338,167 +688,23 @@ func (c *cursor) next(pr *Pairer, src int, rep *Report, opt ScanOptions) (bool, 
 }
 
 func (c *cursor) recycle(j *job) {
-	if c.free == nil {
+	if c.feed != nil {
+		c.feed.recycle(j)
+	}
+}
+
+// close closes the file being read, once no helper can read any more.
+func (c *cursor) close() {
+	if c.feed == nil {
 		return
 	}
-	select {
-	case c.free <- j:
-	default:
+	c.feed.rmu.Lock()
+	if c.feed.rc != nil {
+		c.feed.rc.Close()
+		c.feed.rc = nil
 	}
-}
-
-// drain empties the order channel so the reader can stop.
-func (c *cursor) drain() {
-	if c.job != nil {
-		c.recycle(c.job)
-		c.job = nil
-	}
-	for j := range c.order {
-		<-j.done
-		c.recycle(j)
-	}
-}
-
-func startStream(ctx context.Context, wg *sync.WaitGroup, s *Stream, opt ScanOptions, win window) *cursor {
-	inflight := 2*opt.Workers + 2
-	c := &cursor{stream: s, order: make(chan *job, inflight), free: make(chan *job, inflight+2), curFile: -1}
-	if len(s.Files) == 0 {
-		j := &job{done: make(chan struct{})}
-		for i := range s.Events {
-			ev := &s.Events[i]
-			ev.hash()
-			j.events = append(j.events, ev.rec())
-			if !j.hasTime || ev.Time > j.maxTime {
-				j.maxTime, j.hasTime = ev.Time, true
-			}
-		}
-		close(j.done)
-		c.order <- j
-		close(c.order)
-		c.free = nil // the events are the caller's: never reused
-		return c
-	}
-	work := make(chan *job, inflight)
-	for w := 0; w < opt.Workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p := NewParser(opt.Loc, time.Time{})
-			file := -1
-			for j := range work {
-				if j.file != file {
-					file = j.file
-					p.SetRef(s.Files[file].Ref)
-				}
-				parseBlock(p, j, opt.Examples, win)
-				close(j.done)
-			}
-		}()
-	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(work)
-		defer close(c.order)
-		readStream(ctx, s, c, work, opt.BlockSize)
-	}()
-	return c
-}
-
-func (c *cursor) newJob(file, size int) *job {
-	var j *job
-	select {
-	case j = <-c.free:
-	default:
-		j = &job{}
-	}
-	*j = job{file: file, data: j.data[:0], events: j.events[:0], problems: j.problems[:0], done: make(chan struct{})}
-	if cap(j.data) < size {
-		j.data = make([]byte, 0, size)
-	}
-	return j
-}
-
-// readStream cuts the stream's files into blocks of whole lines.
-func readStream(ctx context.Context, s *Stream, c *cursor, work chan<- *job, size int) {
-	send := func(j *job) bool {
-		select {
-		case c.order <- j:
-		case <-ctx.Done():
-			c.recycle(j) // never queued
-			return false
-		}
-		if j.err != nil {
-			close(j.done)
-			return true
-		}
-		select {
-		case work <- j:
-			return true
-		case <-ctx.Done():
-			close(j.done)
-			return false
-		}
-	}
-	for fi := range s.Files {
-		f := &s.Files[fi]
-		rc, err := f.Open()
-		if err != nil {
-			j := c.newJob(fi, 0)
-			j.err = fmt.Errorf("read log %s: %w", f.Name, err)
-			send(j)
-			return
-		}
-		var carry []byte
-		eof := false
-		sent := false
-		for !eof {
-			j := c.newJob(fi, size)
-			buf := append(j.data[:0], carry...)
-			cut := -1
-			for cut < 0 {
-				// Fill the block.
-				for len(buf) < cap(buf) {
-					n, err := rc.Read(buf[len(buf):cap(buf)])
-					buf = buf[:len(buf)+n]
-					if errors.Is(err, io.EOF) {
-						eof = true
-						break
-					}
-					if err != nil {
-						rc.Close()
-						j.err = fmt.Errorf("read log %s: %w", f.Name, err)
-						send(j)
-						return
-					}
-				}
-				switch k := bytes.LastIndexByte(buf, '\n'); {
-				case eof:
-					cut = len(buf)
-				case k >= 0:
-					cut = k + 1
-				case len(buf) >= maxLine:
-					cut = len(buf) // a monster line is cut in two
-				default: // a line longer than the block: grow it
-					buf = append(buf, make([]byte, len(buf))...)[:len(buf)]
-				}
-			}
-			carry = append(carry[:0], buf[cut:]...)
-			j.data = buf[:cut]
-			if len(j.data) == 0 && (sent || !eof) {
-				c.recycle(j)
-				continue
-			}
-			// An empty file still sends one empty block, so that the
-			// consumer can tell it was read and held nothing.
-			sent = true
-			if !send(j) {
-				rc.Close()
-				return
-			}
-		}
-		rc.Close()
-	}
+	c.feed.rmu.Unlock()
+	c.feed.end()
 }
 
 // parseBlock parses the lines of one block into its job.

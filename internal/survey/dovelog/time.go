@@ -34,10 +34,23 @@ func monthOf(b []byte) int {
 }
 
 // parseTime reads the timestamp at the start of b; consecutive lines of a
-// busy log share it, so the last one is remembered.
+// busy log share it, so the last one is remembered, and so is its minute:
+// a line of the same minute only has its seconds (and fraction) read.
 func (p *Parser) parseTime(b []byte) (int64, int, bool) {
-	if n := p.stampLen; n > 0 && len(b) > n && b[n] == ' ' && string(b[:n]) == string(p.stamp[:n]) {
-		return p.stampT, n, true
+	if n := p.stampLen; n > 0 && len(b) > n && b[n] == ' ' {
+		if string(b[:n]) == string(p.stamp[:n]) {
+			return p.stampT, n, true
+		}
+		if m, e := p.secAt, p.fracEnd; string(b[:m]) == string(p.stamp[:m]) && string(b[e:n]) == string(p.stamp[e:n]) {
+			if sec, ok := digits(b[m : m+2]); ok && sec <= 60 {
+				if frac, k := fraction(b[m+2 : n]); m+2+k == e {
+					t := p.minT + int64(sec)*1e9 + frac
+					copy(p.stamp[m:e], b[m:e])
+					p.stampT = t
+					return t, n, true
+				}
+			}
+		}
 	}
 	t, n, ok := p.parseTimeSlow(b)
 	if !ok {
@@ -46,6 +59,11 @@ func (p *Parser) parseTime(b []byte) (int64, int, bool) {
 	if n <= len(p.stamp) {
 		copy(p.stamp[:], b[:n])
 		p.stampLen, p.stampT = n, t
+		// The minute, for the lines after.
+		p.secAt, p.fracEnd = p.slowSecAt, p.slowFracEnd
+		sec, _ := digits(b[p.secAt : p.secAt+2])
+		frac, _ := fraction(b[p.secAt+2 : n])
+		p.minT = t - int64(sec)*1e9 - frac
 	}
 	return t, n, ok
 }
@@ -90,9 +108,11 @@ func (p *Parser) parseTimeSlow(b []byte) (int64, int, bool) {
 	if !ok {
 		return 0, 0, false
 	}
+	p.slowSecAt = i + 6
 	i += n
 	frac, n := fraction(b[i:])
 	i += n
+	p.slowFracEnd = i
 	year, ok := p.yearOf(mon, day)
 	if !ok || day > daysIn(year, mon) {
 		p.bad = noSuchDate(b[:3], day, year)
@@ -164,9 +184,11 @@ func (p *Parser) parseISO(b []byte) (int64, int, bool) {
 	if !ok {
 		return 0, 0, false
 	}
+	p.slowSecAt = 17
 	i := 11 + n
 	frac, n := fraction(b[i:])
 	i += n
+	p.slowFracEnd = i
 	// zone
 	if i < len(b) {
 		switch c := b[i]; {
