@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/maildist/maildist/internal/cluster"
 	"github.com/maildist/maildist/internal/directory"
@@ -396,9 +397,11 @@ func surveyOne(ctx context.Context, opt Options, u *cluster.User) error {
 func Normalizer(users []cluster.User, domain string) func(string) (string, bool) {
 	names := make(map[string]bool, len(users))
 	lower := make(map[string]string, len(users))
+	anyUpper := false // some directory name is not all lower case
 	for _, u := range users {
 		names[u.Name] = true
 		l := strings.ToLower(u.Name)
+		anyUpper = anyUpper || l != u.Name
 		if prev, dup := lower[l]; dup && prev != u.Name {
 			lower[l] = "" // two names differ only in case: no guessing
 		} else {
@@ -428,6 +431,12 @@ func Normalizer(users []cluster.User, domain string) func(string) (string, bool)
 		if n, ok := exact(s); ok {
 			return n, true
 		}
+		if !anyUpper && !hasUpper(s) {
+			// Lower case on both sides: the lookups below are the ones
+			// exact made (a log full of names the directory lacks meets
+			// this path for every one of them).
+			return s, false
+		}
 		l := strings.ToLower(s)
 		if n := lower[l]; n != "" {
 			return n, true
@@ -446,4 +455,14 @@ func Normalizer(users []cluster.User, domain string) func(string) (string, bool)
 		}
 		return s, false
 	}
+}
+
+// hasUpper says whether strings.ToLower could change s.
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || 'A' <= c && c <= 'Z' {
+			return true
+		}
+	}
+	return false
 }

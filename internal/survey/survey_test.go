@@ -260,6 +260,88 @@ func TestNormalizer(t *testing.T) {
 	}
 }
 
+// The Normalizer's shortcut for lower-case names gives what the full
+// search gives, whatever the directory's names.
+func TestNormalizerShortcut(t *testing.T) {
+	full := func(users []cluster.User, domain string) func(string) (string, bool) {
+		names := map[string]bool{}
+		lower := map[string]string{}
+		for _, u := range users {
+			names[u.Name] = true
+			l := strings.ToLower(u.Name)
+			if prev, dup := lower[l]; dup && prev != u.Name {
+				lower[l] = ""
+			} else {
+				lower[l] = u.Name
+			}
+		}
+		suffix := "@" + strings.ToLower(domain)
+		return func(s string) (string, bool) {
+			if names[s] {
+				return s, true
+			}
+			if i := strings.LastIndexByte(s, '@'); i > 0 && strings.EqualFold(s[i:], suffix) && names[s[:i]] {
+				return s[:i], true
+			}
+			if !strings.Contains(s, "@") && names[s+suffix] {
+				return s + suffix, true
+			}
+			l := strings.ToLower(s)
+			if n := lower[l]; n != "" {
+				return n, true
+			}
+			if i := strings.LastIndexByte(l, '@'); i > 0 && l[i:] == suffix {
+				if n := lower[l[:i]]; n != "" {
+					return n, true
+				}
+			}
+			if !strings.Contains(l, "@") {
+				if n := lower[l+suffix]; n != "" {
+					return n, true
+				}
+			}
+			return s, false
+		}
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	word := func() string {
+		parts := []string{"al", "Al", "ice", "ICE", "bo", "b", "é", "É"}
+		w := parts[r.IntN(len(parts))] + parts[r.IntN(len(parts))]
+		switch r.IntN(4) {
+		case 0:
+			w += "@example.edu"
+		case 1:
+			w += "@Example.EDU"
+		case 2:
+			w += "@other.org"
+		}
+		return w
+	}
+	for round := 0; round < 200; round++ {
+		var users []cluster.User
+		lowerOnly := round%2 == 0
+		for i := r.IntN(12); i >= 0; i-- {
+			name := word()
+			if lowerOnly {
+				name = strings.ToLower(name)
+			}
+			users = append(users, cluster.User{Name: name})
+		}
+		got, want := Normalizer(users, "example.edu"), full(users, "example.edu")
+		for i := 0; i < 200; i++ {
+			s := word()
+			if r.IntN(2) == 0 {
+				s = strings.ToLower(s)
+			}
+			g, gk := got(s)
+			w, wk := want(s)
+			if g != w || gk != wk {
+				t.Fatalf("directory %v: %q gives %q %v, the full search %q %v", users, s, g, gk, w, wk)
+			}
+		}
+	}
+}
+
 func TestRotationOrder(t *testing.T) {
 	dir := t.TempDir()
 	names := []string{"dovecot.log", "dovecot.log.1", "dovecot.log.2.gz", "dovecot.log.10.gz", "other.log-20250301.gz", "other.log-20250215", "other.log"}
