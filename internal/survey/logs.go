@@ -258,8 +258,9 @@ var (
 // gzip is told by its first bytes (a .gz name is not trusted): gzip data
 // is unpacked whatever the name, and a .gz file that is not gzip is an
 // error, as is a file in another compressed format. An empty file is
-// empty whatever its name. Errors do not repeat the file's name: the
-// caller gives it.
+// empty whatever its name. A large plain file is mapped into memory
+// (mappedLog). Errors do not repeat the file's name: the caller gives
+// it.
 func opener(path string, n *atomic.Int64) func() (io.ReadCloser, error) {
 	return func() (io.ReadCloser, error) {
 		f, err := os.Open(path)
@@ -298,6 +299,12 @@ func opener(path string, n *atomic.Int64) func() (io.ReadCloser, error) {
 		if strings.HasSuffix(path, ".gz") {
 			f.Close()
 			return nil, errors.New("not gzip data, though the name ends in .gz")
+		}
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && fi.Size() >= mapAtLeast {
+			if m := mapLog(f, fi.Size(), n); m != nil {
+				n.Add(-int64(k)) // counted again as the scan goes
+				return m, nil
+			}
 		}
 		return plainFile{rest, f}, nil
 	}

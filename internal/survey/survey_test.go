@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -719,6 +721,107 @@ func TestLogUserHeapKeepsTheFirst(t *testing.T) {
 		want := all[:min(keep, len(all))]
 		if got := h.sorted(); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Fatalf("keep %d of %d:\n got %v\nwant %v", keep, n, got, want)
+		}
+	}
+}
+
+// A large plain log is mapped into memory and cut into blocks where it
+// lies: the survey says the same as when it is read.
+func TestMappedLogsReadTheSame(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	for i := 0; b.Len() < 3<<20; i++ {
+		ts := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Second).Format(time.Stamp)
+		u := fmt.Sprintf("u%d", i%500)
+		fmt.Fprintf(&b, "%s imap-login: Info: Login: user=<%s>, method=PLAIN, mpid=%d, session=<s%d>\n", ts, u, i+1, i)
+		fmt.Fprintf(&b, "%s imap(%s)<%d><s%d>: Info: Logged out in=1 out=2\n", ts, u, i+1, i)
+		if i%7 == 0 {
+			b.WriteString("no timestamp here\n")
+		}
+	}
+	b.WriteString("Mar  1 23:00:00 imap(u1): Logged out") // no newline at the end
+	p := filepath.Join(dir, "dovecot.log")
+	tree(t, dir, map[string]string{"dovecot.log": b.String()})
+	ref := time.Date(2025, 3, 2, 0, 0, 0, 0, time.UTC)
+	os.Chtimes(p, ref, ref)
+	c := &cluster.Cluster{Hosts: []*cluster.Host{{Name: "h", Root: "/h", FSRoot: dir}}}
+	var entries []directory.Entry
+	for i := 0; i < 500; i++ {
+		entries = append(entries, directory.Entry{User: fmt.Sprintf("u%d", i), Home: fmt.Sprintf("/h/u%d", i)})
+	}
+	survey := func(mapFrom int64) (*Result, *Progress) {
+		old := mapAtLeast
+		mapAtLeast = mapFrom
+		defer func() { mapAtLeast = old }()
+		prog := &Progress{}
+		res, err := Run(context.Background(), Options{Cluster: c, NoDisk: true, Loc: time.UTC, Logs: []string{p}, Entries: entries, Progress: prog})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, prog
+	}
+	read, _ := survey(1 << 62)
+	mapped, prog := survey(1)
+	if fmt.Sprint(read.Users) != fmt.Sprint(mapped.Users) || read.Pairing != mapped.Pairing || read.Log.Lines != mapped.Log.Lines ||
+		read.Log.ByKind != mapped.Log.ByKind || fmt.Sprint(read.Log.Malformed) != fmt.Sprint(mapped.Log.Malformed) {
+		t.Errorf("mapped:\n%+v\n%+v\nread:\n%+v\n%+v", mapped.Pairing, mapped.Log, read.Pairing, read.Log)
+	}
+	if read.Pairing.Paired() == 0 || read.Log.ByKind[dovelog.Malformed] == 0 {
+		t.Errorf("the log paired nothing or had no malformed line: %+v %+v", read.Pairing, read.Log.ByKind)
+	}
+	if got := prog.LogRead.Load(); got != int64(b.Len()) {
+		t.Errorf("progress says %d bytes read, the file has %d", got, b.Len())
+	}
+}
+
+// A mapped log that shrinks while it is read (a copytruncate rotation)
+// stops the scan with an error naming it, whether it shrank before the
+// scan or in the middle of it; nothing crashes.
+func TestMappedLogThatShrinks(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "dovecot.log")
+	var b strings.Builder
+	for i := 0; b.Len() < 2<<20; i++ {
+		fmt.Fprintf(&b, "Mar  1 10:%02d:%02d imap-login: Info: Login: user=<user%d@example.edu>, method=PLAIN, mpid=%d, session=<s%d>\n", i/60%60, i%60, i, i+1, i)
+	}
+	for _, tc := range []struct{ when, block int }{
+		{0, 8192},       // before the scan: cutting the first block faults
+		{1000, 8192},    // while blocks are cut, parsed and paired
+		{1000, 8 << 20}, // in one block, parsed already: pairing faults
+	} {
+		when := tc.when
+		tree(t, dir, map[string]string{"dovecot.log": b.String()})
+		old := mapAtLeast
+		mapAtLeast = 1
+		var read atomic.Int64
+		rc, err := opener(p, &read)()
+		mapAtLeast = old
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := rc.(dovelog.Mapped); !ok {
+			t.Fatalf("%T is not mapped", rc)
+		}
+		shrink := func() {
+			if err := os.Truncate(p, 0); err != nil {
+				t.Error(err)
+			}
+		}
+		if when == 0 {
+			shrink()
+		}
+		names := 0
+		pr := dovelog.NewPairer(dovelog.PairOptions{Normalize: func(s string) (string, bool) {
+			if names++; names == when {
+				shrink()
+			}
+			return s, true
+		}})
+		f := dovelog.File{Name: p, Open: func() (io.ReadCloser, error) { return rc, nil }}
+		_, err = dovelog.Scan(context.Background(), []dovelog.Stream{{Name: p, Files: []dovelog.File{f}}}, pr,
+			dovelog.ScanOptions{Workers: 2, BlockSize: tc.block, Loc: time.UTC})
+		if err == nil || !strings.Contains(err.Error(), p+": the file shrank while it was read") {
+			t.Errorf("shrunk after %d names, blocks of %d: err = %v, want one saying %s shrank", when, tc.block, err, p)
 		}
 	}
 }

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // File is one log file of a stream.
@@ -19,6 +21,18 @@ type File struct {
 	Open func() (io.ReadCloser, error)
 	// Ref anchors dates without a year (see NewParser): the file's mtime.
 	Ref time.Time
+}
+
+// Mapped is a log file's text already in memory (a mapped file): a
+// File's Open may return one, and Scan then cuts it into blocks without
+// copying them. Scan calls Release(off, n) once it no longer needs bytes
+// [off, off+n), and Close when it returns; until then Bytes must stay
+// readable. If the memory faults (a mapped file that shrank while it was
+// read), Scan stops with an error naming the file.
+type Mapped interface {
+	io.ReadCloser
+	Bytes() []byte
+	Release(off, n int)
 }
 
 // Stream is one host's log: its files, oldest first (dovecot.log.2.gz,
@@ -109,7 +123,7 @@ func (r *Report) Add(o Report, examples int) {
 // ends every source (EndSource) when its lines run out. A file that cannot
 // be opened or read stops the scan with an error naming it; bad lines
 // never do.
-func Scan(ctx context.Context, streams []Stream, pr *Pairer, opt ScanOptions) (Report, error) {
+func Scan(ctx context.Context, streams []Stream, pr *Pairer, opt ScanOptions) (rep Report, err error) {
 	if opt.Workers <= 0 {
 		opt.Workers = max(1, runtime.GOMAXPROCS(0)-1)
 	}
@@ -143,8 +157,15 @@ func Scan(ctx context.Context, streams []Stream, pr *Pairer, opt ScanOptions) (R
 			c.close()
 		}
 	}()
+	// Pairing reads user names in the blocks, which may be in a mapped
+	// file: a fault there is an error too.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if f := faulted(recover()); f != nil {
+			err = shrankAt(heads, f)
+		}
+	}()
 
-	var rep Report
 	// Prime every stream, then take the earliest event each time.
 	live := make([]int, 0, len(heads))
 	for i, c := range heads {
@@ -260,10 +281,15 @@ const maxLine = 16 << 20
 // job is one block of a stream on its way through the parsers.
 type job struct {
 	file int
+	name string    // the file's
 	ref  time.Time // the file's year anchor
-	data []byte
+	data []byte    // the block: in buf, or in a mapped file
+	buf  []byte    // the job's own buffer, kept for the next block
 	err  error
-	done chan struct{} // closed once parsed
+
+	mapped Mapped // the file data is in, if mapped; at offset off
+	off    int
+	done   chan struct{} // closed once parsed
 
 	// claimed: someone (a helper or the consumer) parses it; guarded by
 	// the feed's lock.
@@ -337,6 +363,7 @@ func (pl *pool) close() {
 // help parses blocks, reading them first where needed, until the pool is
 // closed.
 func (pl *pool) help() {
+	debug.SetPanicOnFault(true) // mapped files: see pool.parse
 	p := NewParser(pl.loc, time.Time{})
 	for {
 		pl.mu.Lock()
@@ -364,11 +391,57 @@ func (pl *pool) help() {
 	}
 }
 
-// parse parses j with p (set to j's file) and marks it done.
+// parse parses j with p (set to j's file) and marks it done. A block of
+// a mapped file that faults gives an error instead.
 func (pl *pool) parse(p *Parser, j *job) {
+	defer close(j.done)
+	if j.mapped != nil {
+		defer func() {
+			if err := faulted(recover()); err != nil {
+				j.err = shrank(j.name)
+			}
+		}()
+	}
 	p.use(j.ref)
 	parseBlock(p, j, pl.examples, pl.win)
-	close(j.done)
+}
+
+// faulted turns the panic of a memory fault (debug.SetPanicOnFault) into
+// an error; any other panic goes on.
+func faulted(r any) error {
+	if r == nil {
+		return nil
+	}
+	if err, ok := r.(interface {
+		error
+		Addr() uintptr
+	}); ok {
+		return err
+	}
+	panic(r)
+}
+
+// shrankAt names the mapped file a fault was in.
+func shrankAt(heads []*cursor, fault error) error {
+	addr := fault.(interface{ Addr() uintptr }).Addr()
+	for _, c := range heads {
+		if c.feed == nil {
+			continue
+		}
+		for _, m := range c.feed.maps {
+			if b := m.m.Bytes(); len(b) > 0 {
+				lo := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+				if addr >= lo && addr < lo+uintptr(len(b)) {
+					return shrank(m.name)
+				}
+			}
+		}
+	}
+	return fmt.Errorf("read logs: %w", fault)
+}
+
+func shrank(name string) error {
+	return fmt.Errorf("read log %s: the file shrank while it was read (truncated by a log rotation?)", name)
 }
 
 // feed reads one stream's files into blocks of whole lines, on demand.
@@ -391,6 +464,13 @@ type feed struct {
 	rc    io.ReadCloser // open, or nil
 	carry []byte        // the start of a line, read with the last block
 	gave  bool          // the file being read gave a block
+	off   int           // in the file being read, if mapped
+	maps  []mapping     // mapped files read so far, closed at the end
+}
+
+type mapping struct {
+	m    Mapped
+	name string
 }
 
 // work gives a helper a block to parse: the oldest one read that no one
@@ -470,6 +550,10 @@ func (f *feed) take() (j *job, mine bool) {
 }
 
 func (f *feed) recycle(j *job) {
+	if j.mapped != nil {
+		j.mapped.Release(j.off, len(j.data))
+		j.mapped = nil
+	}
 	f.mu.Lock()
 	if len(f.free) < f.ahead+1 {
 		f.free = append(f.free, j)
@@ -486,9 +570,9 @@ func (f *feed) newJob(file, size int) *job {
 		j = &job{}
 	}
 	f.mu.Unlock()
-	*j = job{file: file, data: j.data[:0], events: j.events[:0], problems: j.problems[:0], done: make(chan struct{})}
-	if cap(j.data) < size {
-		j.data = make([]byte, 0, size)
+	*j = job{file: file, buf: j.buf[:0], events: j.events[:0], problems: j.problems[:0], done: make(chan struct{})}
+	if cap(j.buf) < size {
+		j.buf = make([]byte, 0, size)
 	}
 	return j
 }
@@ -511,11 +595,24 @@ func (f *feed) read() *job {
 			if err != nil {
 				return f.fail(fmt.Errorf("read log %s: %w", file.Name, err))
 			}
-			f.rc, f.carry, f.gave = rc, f.carry[:0], false
+			f.rc, f.carry, f.gave, f.off = rc, f.carry[:0], false, 0
+			if m, ok := rc.(Mapped); ok {
+				f.maps = append(f.maps, mapping{m, file.Name})
+			}
+		}
+		if m, ok := f.rc.(Mapped); ok {
+			j, err := f.cut(m)
+			if err != nil {
+				return f.fail(err)
+			}
+			if j == nil {
+				continue // an empty file's end, after its empty block
+			}
+			return j
 		}
 		j := f.newJob(f.fi, f.size)
-		j.ref = file.Ref
-		buf := append(j.data[:0], f.carry...)
+		j.name, j.ref = file.Name, file.Ref
+		buf := append(j.buf[:0], f.carry...)
 		eof := false
 		cut := -1
 		for cut < 0 {
@@ -542,7 +639,7 @@ func (f *feed) read() *job {
 			}
 		}
 		f.carry = append(f.carry[:0], buf[cut:]...)
-		j.data = buf[:cut]
+		j.buf, j.data = buf, buf[:cut]
 		if eof {
 			f.rc.Close()
 			f.rc = nil
@@ -559,6 +656,43 @@ func (f *feed) read() *job {
 	}
 }
 
+// cut takes the next block of a mapped file; nil when there is none
+// (an empty file gives one empty block). f.rmu is held.
+func (f *feed) cut(m Mapped) (j *job, err error) {
+	fi := f.fi
+	file := &f.s.Files[fi]
+	defer func() {
+		if faulted(recover()) != nil {
+			j, err = nil, shrank(file.Name)
+		}
+	}()
+	all := m.Bytes()
+	start := f.off
+	end := min(start+f.size, len(all))
+	if end < len(all) {
+		if k := bytes.IndexByte(all[end:], '\n'); k >= 0 && k < maxLine {
+			end += k + 1
+		} else {
+			end = min(end+maxLine, len(all)) // a monster line is cut
+		}
+	}
+	f.off = end
+	if end == len(all) {
+		// Closed with the others when Scan returns: its blocks may be
+		// in use until then.
+		f.rc = nil
+		f.fi++
+	}
+	if start == end && f.gave {
+		return nil, nil
+	}
+	f.gave = true
+	j = f.newJob(fi, 0)
+	j.name, j.ref = file.Name, file.Ref
+	j.data, j.mapped, j.off = all[start:end], m, start
+	return j, nil
+}
+
 func (f *feed) end() {
 	f.mu.Lock()
 	f.ended = true
@@ -567,10 +701,10 @@ func (f *feed) end() {
 
 // fail returns a block that carries err and ends the feed. f.rmu is held.
 func (f *feed) fail(err error) *job {
-	if f.rc != nil {
+	if _, mapped := f.rc.(Mapped); f.rc != nil && !mapped {
 		f.rc.Close()
-		f.rc = nil
 	}
+	f.rc = nil
 	f.end()
 	j := &job{file: f.fi, err: err, done: make(chan struct{}), claimed: true} // nothing to parse
 	close(j.done)
@@ -699,10 +833,14 @@ func (c *cursor) close() {
 		return
 	}
 	c.feed.rmu.Lock()
-	if c.feed.rc != nil {
+	if _, mapped := c.feed.rc.(Mapped); c.feed.rc != nil && !mapped {
 		c.feed.rc.Close()
-		c.feed.rc = nil
 	}
+	c.feed.rc = nil
+	for _, m := range c.feed.maps {
+		m.m.Close()
+	}
+	c.feed.maps = nil
 	c.feed.rmu.Unlock()
 	c.feed.end()
 }
