@@ -294,6 +294,12 @@ type job struct {
 	// claimed: someone (a helper or the consumer) parses it; guarded by
 	// the feed's lock.
 	claimed bool
+	// state (atomic): parsing, then parsed; or left, when the consumer
+	// stopped waiting for the helper and parsed a copy: the helper then
+	// recycles the block. taken is when a helper took it (Unix ns).
+	state int32
+	taken int64
+	feed  *feed
 
 	events   []rec
 	lines    int64
@@ -331,6 +337,8 @@ type pool struct {
 	examples int
 	win      window
 	loc      *time.Location
+
+	psPerByte int64 // atomic: parsing time, picoseconds a byte
 
 	mu     sync.Mutex
 	cond   sync.Cond
@@ -391,10 +399,27 @@ func (pl *pool) help() {
 	}
 }
 
+// States of a job a helper parses.
+const (
+	jobParsing int32 = iota
+	jobParsed
+	jobLeft
+)
+
 // parse parses j with p (set to j's file) and marks it done. A block of
 // a mapped file that faults gives an error instead.
 func (pl *pool) parse(p *Parser, j *job) {
-	defer close(j.done)
+	start := time.Now()
+	defer func() {
+		if atomic.CompareAndSwapInt32(&j.state, jobParsing, jobParsed) {
+			pl.learn(len(j.data), time.Since(start))
+			close(j.done)
+			return
+		}
+		// The consumer parsed a copy and left this one.
+		j.mapped = nil
+		j.feed.recycle(j)
+	}()
 	if j.mapped != nil {
 		defer func() {
 			if err := faulted(recover()); err != nil {
@@ -404,6 +429,29 @@ func (pl *pool) parse(p *Parser, j *job) {
 	}
 	p.use(j.ref)
 	parseBlock(p, j, pl.examples, pl.win)
+}
+
+// learn keeps a running mean of the time parsing takes a byte.
+func (pl *pool) learn(n int, d time.Duration) {
+	if n < 4096 {
+		return
+	}
+	ps := d.Nanoseconds() * 1000 / int64(n)
+	old := atomic.LoadInt64(&pl.psPerByte)
+	if old == 0 {
+		atomic.StoreInt64(&pl.psPerByte, ps)
+		return
+	}
+	atomic.StoreInt64(&pl.psPerByte, old+(ps-old)/8)
+}
+
+// expect is how long parsing n bytes should take.
+func (pl *pool) expect(n int) time.Duration {
+	ps := atomic.LoadInt64(&pl.psPerByte)
+	if ps == 0 {
+		ps = 5000 // 5 ns a byte, until measured
+	}
+	return time.Duration(ps * int64(n) / 1000)
 }
 
 // faulted turns the panic of a memory fault (debug.SetPanicOnFault) into
@@ -481,6 +529,7 @@ func (f *feed) work() *job {
 	for _, j := range f.q {
 		if !j.claimed {
 			j.claimed = true
+			j.taken = time.Now().UnixNano()
 			f.mu.Unlock()
 			return j
 		}
@@ -508,6 +557,7 @@ func (f *feed) work() *job {
 		return nil // the consumer will meet it
 	}
 	j.claimed = true
+	j.taken = time.Now().UnixNano()
 	return j
 }
 
@@ -570,7 +620,7 @@ func (f *feed) newJob(file, size int) *job {
 		j = &job{}
 	}
 	f.mu.Unlock()
-	*j = job{file: file, buf: j.buf[:0], events: j.events[:0], problems: j.problems[:0], done: make(chan struct{})}
+	*j = job{file: file, buf: j.buf[:0], events: j.events[:0], problems: j.problems[:0], done: make(chan struct{}), feed: f}
 	if cap(j.buf) < size {
 		j.buf = make([]byte, 0, size)
 	}
@@ -760,13 +810,71 @@ func (c *cursor) take() *job {
 	}
 	c.pl.poke() // room to read ahead
 	if mine {
-		if c.parser == nil {
-			c.parser = NewParser(c.pl.loc, time.Time{})
-		}
-		c.pl.parse(c.parser, j)
+		c.pl.parse(c.ownParser(), j)
+		return j
 	}
-	<-j.done
-	return j
+	return c.await(j)
+}
+
+// The consumer waits for a helper twice as long as parsing the block
+// should take, and 200µs more (tests change these).
+var (
+	awaitSlack time.Duration = 2
+	awaitGrace               = 200 * time.Microsecond
+)
+
+func (c *cursor) ownParser() *Parser {
+	if c.parser == nil {
+		c.parser = NewParser(c.pl.loc, time.Time{})
+	}
+	return c.parser
+}
+
+// await waits for a helper to parse j, but not for much longer than
+// parsing takes: a helper that the system has stopped running (on a busy
+// machine, for many milliseconds at a time) would stop the pairing with
+// it. Then the consumer parses a copy itself, and leaves j to the helper.
+// It waits by polling, not sleeping, since to wake from a sleep takes as
+// long on a busy machine.
+func (c *cursor) await(j *job) *job {
+	select {
+	case <-j.done:
+		return j
+	default:
+	}
+	if j.err != nil {
+		return j
+	}
+	deadline := j.taken + int64(awaitSlack*c.pl.expect(len(j.data))+awaitGrace)
+	for spins := 0; ; spins++ {
+		select {
+		case <-j.done:
+			return j
+		default:
+		}
+		if spins&15 == 15 && time.Now().UnixNano() > deadline {
+			break
+		}
+		runtime.Gosched()
+	}
+	// The copy is made first: once left, j is the helper's to recycle.
+	s := c.feed.newJob(j.file, 0)
+	s.name, s.ref, s.mapped, s.off = j.name, j.ref, j.mapped, j.off
+	if j.mapped != nil {
+		s.data = j.data
+	} else {
+		// j's buffer goes back to the feed with j: copy the block.
+		s.buf = append(s.buf[:0], j.data...)
+		s.data = s.buf
+	}
+	if !atomic.CompareAndSwapInt32(&j.state, jobParsing, jobLeft) {
+		s.mapped = nil
+		c.feed.recycle(s)
+		<-j.done // parsed just now
+		return j
+	}
+	c.pl.parse(c.ownParser(), s)
+	return s
 }
 
 // next releases the current block and takes the next one with events,
