@@ -1,5 +1,7 @@
-// Command survey-loggen writes a mixed Dovecot 2.3 log (log_path format,
-// the default log_timestamp) for benchmarking the survey: IMAP and POP3
+// Command survey-loggen writes a mixed Dovecot 2.3 log for benchmarking
+// the survey, in log_path format with the default log_timestamp
+// (-format path), through syslog (-format syslog: "Mar  1 00:00:00 mail01
+// dovecot: …") or rsyslog's RFC 3339 stamps (-format rfc3339): IMAP and POP3
 // logins and their ends (logout, inactivity, IDLE close), failed logins,
 // LMTP deliveries, auth and imap noise, a restart now and then. Users
 // hold several connections at once. The output is the same for the same
@@ -22,7 +24,14 @@ func main() {
 	maxOpen := flag.Int("open", 50_000, "sessions open at most")
 	seed := flag.Uint64("seed", 1, "random seed")
 	out := flag.String("o", "-", "output file")
+	format := flag.String("format", "path", "path (log_path), syslog or rfc3339")
 	flag.Parse()
+	switch *format {
+	case "path", "syslog", "rfc3339":
+	default:
+		fmt.Fprintf(os.Stderr, "-format %q: want path, syslog or rfc3339\n", *format)
+		os.Exit(2)
+	}
 
 	var f *os.File = os.Stdout
 	if *out != "-" {
@@ -34,7 +43,7 @@ func main() {
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
 	g := &gen{r: rand.New(rand.NewPCG(*seed, 7)), users: *users, maxOpen: *maxOpen,
-		t: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), pid: 1000}
+		t: time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), pid: 1000, format: *format}
 	var written int64
 	for written < *size {
 		line := g.line()
@@ -72,14 +81,24 @@ type gen struct {
 	pid     int
 	open    []open
 	buf     []byte
+	format  string
 }
 
 const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 
 func (g *gen) stamp() {
 	g.t = g.t.Add(time.Duration(g.r.IntN(400)) * time.Millisecond)
-	g.buf = g.t.AppendFormat(g.buf[:0], time.Stamp)
-	g.buf = append(g.buf, ' ')
+	switch g.format {
+	case "syslog":
+		g.buf = g.t.AppendFormat(g.buf[:0], time.Stamp)
+		g.buf = append(g.buf, " mail01 dovecot: "...)
+	case "rfc3339":
+		g.buf = g.t.AppendFormat(g.buf[:0], "2006-01-02T15:04:05.000000-07:00")
+		g.buf = append(g.buf, " mail01 dovecot[1234]: "...)
+	default:
+		g.buf = g.t.AppendFormat(g.buf[:0], time.Stamp)
+		g.buf = append(g.buf, ' ')
+	}
 }
 
 func (g *gen) user(u int) {

@@ -22,6 +22,16 @@
 // host's log, its rotated files read oldest first; Scan parses each
 // source's blocks in parallel and merges the sources by time.
 //
+// Scan's goroutines: pairing cannot be shared out, so one goroutine pairs
+// and the others (one fewer than the processors) read and parse blocks
+// ahead of it. The pairing goroutine never sleeps on a block no one is
+// working on: it reads and parses a block itself when no helper has
+// taken it, and parses a copy when a helper that took it does not finish
+// in about the time parsing should take (on a busy machine, a thread
+// that sleeps, or is not run, waits many milliseconds for its turn). A
+// file given as Mapped (a mapped file) is cut into blocks where it lies,
+// without a copy.
+//
 // Dates: a line whose date no calendar has (Feb 30, Apr 31,
 // 2026-02-30T10:00:00Z) is malformed, never rolled over into the next
 // month. A syslog date has no year: it is placed in the year that ends two
