@@ -6,6 +6,9 @@
 #
 #   bench/agent/run.sh            the largest Enron home, and the whole corpus
 #   ROUNDS=5 bench/agent/run.sh   more rounds (the best is reported)
+#   BENCH_TMP=/dev/shm bench/agent/run.sh
+#                                 on tmpfs: no disk, fsync free, so the
+#                                 transports alone are compared
 #
 # Needs: go, rsync, ssh, sshd (apt-get install -y openssh-server rsync).
 # Runs as root (sshd, and owners kept). Everything is under a temp folder,
@@ -15,7 +18,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 CORPUS=${CORPUS:-$ROOT/../shared/data/enron-inbox.tar.gz}
 ROUNDS=${ROUNDS:-3}
-W=$(mktemp -d /tmp/maildist-bench-agent.XXXXXX)
+W=$(mktemp -d "${BENCH_TMP:-/tmp}/maildist-bench-agent.XXXXXX")
 PIDS=""
 cleanup() {
 	for p in $PIDS; do kill "$p" 2>/dev/null || true; done
