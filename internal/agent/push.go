@@ -123,11 +123,11 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request, id pki.Identity) e
 		return nil
 	}
 	s.logf("pushed %s to %s %s: %d files, %d bytes, %d on the wire", src, toName, dst, st.Files, st.Bytes, st.Wire)
-	line(proto.PushLine{Bytes: sent.Load() - 0, Stats: &st})
+	line(proto.PushLine{Stats: &st})
 	return nil
 }
 
-func (s *Server) pushTo(ctx context.Context, src, dst, to, toName, tk string, mode hostMode, compress string, lim *rate.Limiter, progress func(int64)) (proto.Stats, error) {
+func (s *Server) pushTo(ctx context.Context, src, dst, to, toName, tk string, mode host.CopyMode, compress string, lim *rate.Limiter, progress func(int64)) (proto.Stats, error) {
 	m, err := xfer.ScanSource(ctx, s.opt.FSRoot, src)
 	if err != nil {
 		return proto.Stats{}, err
@@ -203,8 +203,6 @@ func (s *Server) pushTo(ctx context.Context, src, dst, to, toName, tk string, mo
 	out.Wire, out.Blocks, out.Zstd = sst.Wire, sst.Blocks, sst.Zstd
 	return out, nil
 }
-
-type hostMode = host.CopyMode
 
 // errWriter remembers the first error of the writer under it: an error
 // there is the connection's.
