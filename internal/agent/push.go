@@ -88,28 +88,35 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request, id pki.Identity) e
 		mu.Unlock()
 	}
 	var sent atomic.Int64
+	var told int64 // under mu
+	progress := func() proto.PushLine {
+		n := sent.Load()
+		l := proto.PushLine{Bytes: n - told}
+		told = n
+		return l
+	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	ticking := make(chan struct{})
 	go func() {
+		defer close(ticking)
 		tick := time.NewTicker(500 * time.Millisecond)
 		defer tick.Stop()
-		var told int64
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
-				if n := sent.Load(); n > told {
-					line(proto.PushLine{Bytes: n - told})
-					told = n
-				} else {
-					line(proto.PushLine{}) // keeps the connection known alive
-				}
+				mu.Lock()
+				l := progress()
+				mu.Unlock()
+				line(l) // an empty line keeps the connection known alive
 			}
 		}
 	}()
 	st, err := s.pushTo(ctx, src, dst, strings.TrimSuffix(to, "/"), toName, tk, mode, compress, proto.Limiter(bps), func(n int64) { sent.Add(n) })
 	cancel()
+	<-ticking
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"
@@ -123,7 +130,9 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request, id pki.Identity) e
 		return nil
 	}
 	s.logf("pushed %s to %s %s: %d files, %d bytes, %d on the wire", src, toName, dst, st.Files, st.Bytes, st.Wire)
-	line(proto.PushLine{Stats: &st})
+	last := progress()
+	last.Stats = &st
+	line(last)
 	return nil
 }
 

@@ -155,11 +155,11 @@ func (p *Pool) push(ctx context.Context, src, dst *Client, t host.Transfer, resu
 		if l.Error != nil {
 			return proto.Stats{}, l.Error.Err(src.name)
 		}
-		if l.Stats != nil {
-			return *l.Stats, nil
-		}
 		if l.Bytes > 0 && t.Progress != nil {
 			t.Progress(l.Bytes)
+		}
+		if l.Stats != nil {
+			return *l.Stats, nil
 		}
 	}
 }
