@@ -59,9 +59,17 @@ func genMaildir(tb testing.TB, root string, n int) int64 {
 	return total
 }
 
-// benchHome is made once per test binary run; TREE_BENCH_FILES sets its
-// size (20000 messages by default).
+// benchHome is the tree the benchmarks copy and scan: TREE_BENCH_HOME if
+// set, else a generated one of TREE_BENCH_FILES messages (20000 by
+// default), made once per run.
 func benchHome(b *testing.B) (string, int64) {
+	if home := os.Getenv("TREE_BENCH_HOME"); home != "" {
+		m, err := Scan(context.Background(), home, ScanOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return home, m.Totals.Bytes
+	}
 	n := 20000
 	if s := os.Getenv("TREE_BENCH_FILES"); s != "" {
 		fmt.Sscan(s, &n)
@@ -74,12 +82,22 @@ func benchHome(b *testing.B) (string, int64) {
 
 func BenchmarkCopy(b *testing.B) {
 	src, size := benchHome(b)
-	for _, w := range []int{1, 4, 16, 64} {
-		b.Run(fmt.Sprintf("workers=%d", w), func(b *testing.B) {
+	for _, v := range []struct {
+		name string
+		opt  Options
+	}{
+		{"workers=1", Options{Workers: 1}},
+		{"workers=4", Options{Workers: 4}},
+		{"workers=16", Options{Workers: 16}},
+		{"workers=64", Options{Workers: 64}},
+		{"workers=16/fsync-each", Options{Workers: 16, fsyncEach: true}},
+		{"workers=16/read-write", Options{Workers: 16, noCopyFileRange: true}},
+	} {
+		b.Run(v.name, func(b *testing.B) {
 			b.SetBytes(size)
 			for i := 0; i < b.N; i++ {
 				dst := filepath.Join(b.TempDir(), "copy")
-				if _, err := Copy(context.Background(), src, dst, Options{Workers: w}); err != nil {
+				if _, err := Copy(context.Background(), src, dst, v.opt); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()

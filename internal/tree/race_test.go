@@ -207,3 +207,23 @@ func passFault(t *testing.T, event string, first, cached bool) {
 		t.Fatalf("%s: the source changed: %v", event, d)
 	}
 }
+
+// TestScanFolderRemovedWhileRead: a folder removed between its open and
+// its listing (a user deleting a mail folder) has vanished; it is no error.
+func TestScanFolderRemovedWhileRead(t *testing.T) {
+	root := t.TempDir()
+	build(t, root, mailHome())
+	m, err := Scan(context.Background(), root, ScanOptions{hook: func(event, rel string) {
+		if event == "read-dir" && rel == "Maildir/.Sent" {
+			if err := os.RemoveAll(filepath.Join(root, rel)); err != nil {
+				t.Error(err)
+			}
+		}
+	}})
+	if err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+	if !contains(m.Vanished, "Maildir/.Sent") || m.Find("Maildir/.Sent") != nil {
+		t.Errorf("vanished %q; want Maildir/.Sent, and not in the manifest", m.Vanished)
+	}
+}

@@ -124,8 +124,14 @@ func (s *scanner) list(rel string, dev, ino uint64) error {
 		}
 		return err
 	}
+	s.hook("read-dir", rel)
 	names, err := readDirents(fd)
 	unix.Close(fd)
+	if errors.Is(err, unix.ENOENT) && rel != "." {
+		// Removed after it was opened: reading an unlinked folder fails.
+		s.vanish(rel)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("scan %s: read folder: %w", quote(rel), err)
 	}
