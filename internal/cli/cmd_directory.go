@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -43,6 +44,10 @@ func newDirectoryCommand(g *globals) *cobra.Command {
   not-a-folder   a home that is not a folder
   held           logins refused by maildist's hold marker
   unreadable     a home whose state cannot be read
+  shared-uid     with [activity] source = "proc": users who share one uid
+                 (virtual users of one mail uid); proc tells users apart
+                 by uid, so while one of them is logged in all of them
+                 count as active and are never moved: use doveadm
 
 Homes on hosts reached through an agent are not looked at. Exits 1 when
 anything is wrong. Results go to stdout, or as JSON with --json.`,
@@ -66,6 +71,7 @@ const (
 	dirNotAFolder   = "not-a-folder"
 	dirHeld         = "held"
 	dirUnreadable   = "unreadable"
+	dirSharedUID    = "shared-uid"
 )
 
 // dirProblem is one thing wrong with the directory.
@@ -211,7 +217,44 @@ func checkDirectory(ctx context.Context, cfg *config.Config, dir directory.Direc
 			}
 		}
 	}
+	if cfg.Activity.Source == "proc" {
+		sharedUIDs(entries, add)
+	}
 	return res, nil
+}
+
+// sharedUIDs reports every uid that more than one user has: the proc
+// activity source finds a user's sessions by uid, so it cannot tell those
+// users apart.
+func sharedUIDs(entries []directory.Entry, add func(dirProblem)) {
+	byUID := map[int][]string{}
+	seen := map[directory.Entry]bool{}
+	for _, e := range entries {
+		key := directory.Entry{User: e.User, UID: e.UID}
+		if e.UID < 0 || seen[key] {
+			continue // a user listed twice is reported as a duplicate
+		}
+		seen[key] = true
+		byUID[e.UID] = append(byUID[e.UID], e.User)
+	}
+	uids := make([]int, 0, len(byUID))
+	for uid, us := range byUID {
+		if len(us) > 1 {
+			uids = append(uids, uid)
+		}
+	}
+	sort.Ints(uids)
+	for _, uid := range uids {
+		us := byUID[uid]
+		sort.Strings(us)
+		named := strings.Join(us[:min(len(us), 5)], ", ")
+		if len(us) > 5 {
+			named += fmt.Sprintf(", and %d more", len(us)-5)
+		}
+		add(dirProblem{Kind: dirSharedUID, User: us[0], Detail: fmt.Sprintf(
+			"%d users share uid %d (%s): [activity] source = \"proc\" finds sessions by uid, so while one of them is logged in every one counts as active and is not moved; set source = \"doveadm\" (Dovecot's own list of sessions)",
+			len(us), uid, named)})
+	}
 }
 
 // lookAtHome checks that a home is a folder on its host's file system.

@@ -131,6 +131,41 @@ func TestDirectoryCheckPasswd(t *testing.T) {
 	}
 }
 
+// TestDirectoryCheckSharedUID: virtual users of one mail uid cannot be
+// told apart by the proc activity source; check says so, and only then.
+func TestDirectoryCheckSharedUID(t *testing.T) {
+	f := newDirFixture(t)
+	passwd := "alice:x:5000:5000::/bp04/alice:/bin/sh\n" +
+		"bob:x:5000:5000::/bp17/bob:/bin/sh\n" +
+		"bob:x:5000:5000::/bp17/bob:/bin/sh\n" + // a duplicate, not a third user
+		"carol:x:3:1::/bp17/carol.moving:/bin/sh\n"
+	for i := 0; i < 6; i++ {
+		passwd += fmt.Sprintf("v%d:x:6000:6000::/far/v%d:/bin/sh\n", i, i)
+	}
+	if err := os.WriteFile(filepath.Join(f.dir, "passwd"), []byte(passwd), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.config(t, "[directory]\npath = \"passwd\"")
+	_, out, _ := runMain("--config", cfg, "directory", "check")
+	for _, want := range []string{
+		"shared-uid    alice: 2 users share uid 5000 (alice, bob): [activity] source = \"proc\"",
+		"shared-uid    v0: 6 users share uid 6000 (v0, v1, v2, v3, v4, and 1 more)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "shared-uid"); n != 2 {
+		t.Errorf("%d shared-uid problems, want 2:\n%s", n, out)
+	}
+
+	cfg = f.config(t, "[directory]\npath = \"passwd\"\n[activity]\nsource = \"doveadm\"")
+	_, out, _ = runMain("--config", cfg, "directory", "check")
+	if strings.Contains(out, "shared-uid") {
+		t.Errorf("doveadm tells users apart; check says:\n%s", out)
+	}
+}
+
 // An SQL directory, its DSN in a file: held users and a host column
 // that disagrees with the home are reported; a clean table passes.
 func TestDirectoryCheckSQL(t *testing.T) {
