@@ -387,6 +387,65 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// A GET of a path that is not there is how a move asks whether a stub,
+// a held home or a leftover exists: the agent neither logs it nor counts
+// it as an error. A request refused for its role is both.
+func TestNotExistIsAnAnswer(t *testing.T) {
+	tc := newCluster(t, "bp01")
+	var logged strings.Builder
+	s, err := agent.New(agent.Options{TLS: tc.certs["bp01"], FSRoot: tc.fsroot["bp01"], Roots: []string{"/r1"}, Version: "test",
+		Log: log.New(&logged, "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ctx, ln)
+	u := "https://" + ln.Addr().String()
+	c := agentapi.NewPool(agentapi.Options{TLS: tc.certs["runner"], RetryFor: time.Second, Attempts: 1}).
+		Client(&cluster.Host{Name: "bp01", Root: "/r1", Agent: u})
+	if _, err := c.Lstat(ctx, "/r1/nobody"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("lstat of a missing path: %v", err)
+	}
+	tc.certs["bp02"] = issue(t, tc.ca, "bp02", pki.RoleAgent)
+	resp, err := tc.as("bp02", "bp01").Get(u + "/v1/homes?root=/r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("an agent asking for homes: %s", resp.Status)
+	}
+	if strings.Contains(logged.String(), "nobody") {
+		t.Errorf("the missing path was logged:\n%s", logged.String())
+	}
+	if !strings.Contains(logged.String(), "refused GET /v1/homes to bp02") {
+		t.Errorf("the refusal was not logged:\n%s", logged.String())
+	}
+	resp, err = tc.as("runner", "bp01").Get(u + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := string(b)
+	for _, want := range []string{
+		`maildist_agent_requests_total{code="not-exist",endpoint="lstat"} 1`,
+		`maildist_agent_errors_total{code="forbidden",endpoint="homes"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(m, `maildist_agent_errors_total{code="not-exist"`) {
+		t.Errorf("a missing path counted as an error")
+	}
+}
+
 // A cluster-wide check fails closed: an agent that cannot be reached or
 // does not answer in time makes the answer an error.
 func TestActivityFailsClosed(t *testing.T) {

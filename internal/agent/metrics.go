@@ -33,7 +33,7 @@ func newMetrics() *metrics {
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "maildist_agent_requests_total",
 			Help: "Requests by endpoint and outcome code."}, []string{"endpoint", "code"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "maildist_agent_errors_total",
-			Help: "Requests that failed, by endpoint and error code."}, []string{"endpoint", "code"}),
+			Help: "Requests that failed or were refused, by endpoint and error code; a GET of a path that is not there is an answer, not one of them."}, []string{"endpoint", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "maildist_agent_request_seconds",
 			Help: "Time to answer a request, by endpoint.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}, []string{"endpoint"}),
 		transfers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "maildist_agent_transfers_total",

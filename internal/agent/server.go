@@ -246,12 +246,21 @@ func (s *Server) wrap(name string, a access, h handlerFunc) http.Handler {
 		}
 		if a == coordinatorOnly && id.Role != pki.RoleCoordinator {
 			code = proto.CodeForbidden
+			s.metrics.errors.WithLabelValues(name, code).Inc()
 			s.logf("refused %s %s to %s (%s): coordinators only", r.Method, r.URL.Path, id.Name, id.Role)
 			writeError(w, http.StatusForbidden, proto.Error{Code: code, Message: fmt.Sprintf("%s %s is for coordinators; %s has the %s role", r.Method, r.URL.Path, id.Name, id.Role)})
 			return
 		}
 		if err := h(w, r, id); err != nil {
 			code = proto.CodeOf(err)
+			if r.Method == http.MethodGet && code == proto.CodeNotExist {
+				// A coordinator asking whether a path is there (a move
+				// looks for a stub, a held home, leftovers) hears no:
+				// an answer, not a failure, so neither logged nor
+				// counted as an error (requests_total has it).
+				writeError(w, statusOf(code), proto.Error{Code: code, Message: err.Error()})
+				return
+			}
 			s.metrics.errors.WithLabelValues(name, code).Inc()
 			s.logf("%s %s from %s: %v", r.Method, r.URL.Path, id.Name, err)
 			writeError(w, statusOf(code), proto.Error{Code: code, Message: err.Error(), Retry: code == proto.CodeBusy})
