@@ -33,8 +33,10 @@
 // without a copy.
 //
 // Dates: a line whose date no calendar has (Feb 30, Apr 31,
-// 2026-02-30T10:00:00Z) is malformed, never rolled over into the next
-// month. A syslog date has no year: it is placed in the year that ends two
+// 2026-02-30T10:00:00Z, 2026-13-01), whose time no clock shows (25:00:00,
+// 10:61:00) or whose zone offset is out of range (+25:00) is malformed,
+// never rolled over into another day; so is a year outside 1900–2200,
+// which Unix nanoseconds would wrap or no log has. A syslog date has no year: it is placed in the year that ends two
 // days after the file's mtime (so December lines read in January are last
 // year's). Feb 29 goes to the last leap year whose Feb 29 is at most two
 // days after the mtime, if that is less than a year (366 days) back;

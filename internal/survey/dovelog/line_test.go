@@ -244,6 +244,49 @@ func TestImpossibleDates(t *testing.T) {
 			t.Errorf("%q: kind %s at %s (%s), want %s", line, ev.Kind, got, ev.Reason, want)
 		}
 	}
+	// Months, days, times and zone offsets out of range, and years no
+	// timestamp can hold, with why.
+	for line, why := range map[string]string{
+		"2026-13-01T10:00:00Z mx dovecot: imap(a): Logged out":      "no such date: 2026-13-01",
+		"2026-00-10 10:00:00 imap(a): Logged out":                   "no such date: 2026-00-10",
+		"2026-01-00T10:00:00Z mx dovecot: imap(a): Logged out":      "no such date: 2026-01-00",
+		"2026-01-32 10:00:00 imap(a): Logged out":                   "no such date: 2026-01-32",
+		"Mar 32 10:00:00 imap(a): Logged out":                       "no such date: Mar 32",
+		"Mar  0 10:00:00 imap(a): Logged out":                       "no such date: Mar  0",
+		"2026-03-01T25:00:00Z mx dovecot: imap(a): Logged out":      "no such time: 25:00:00",
+		"2026-03-01 24:00:00 imap(a): Logged out":                   "no such time: 24:00:00",
+		"Mar  1 25:00:00 imap(a): Logged out":                       "no such time: 25:00:00",
+		"Mar  1 10:61:00 mx dovecot: imap(a): Logged out":           "no such time: 10:61:00",
+		"dovecot: Mar 01 10:00:61 Info: imap(a): Logged out":        "no such time: 10:00:61",
+		"2026-03-01T10:00:00+25:00 mx dovecot: imap(a): Logged out": "no such zone offset: +25:00",
+		"2026-03-01T10:00:00-01:75 mx dovecot: imap(a): Logged out": "no such zone offset: -01:75",
+		"2026-03-01T10:00:00+2400 mx dovecot: imap(a): Logged out":  "no such zone offset: +2400",
+		"0000-01-01 10:00:00 imap(a): Logged out":                   "year out of range: 0000-01-01",
+		"9999-12-31T10:00:00Z mx dovecot: imap(a): Logged out":      "year out of range: 9999-12-31",
+		"Mar 001 10:00:00 imap(a): Logged out":                      "no timestamp", // three digits: no syslog day
+	} {
+		p := NewParser(time.UTC, ref)
+		var ev Event
+		p.Parse([]byte(line), &ev)
+		if ev.Kind != Malformed || ev.Reason != why {
+			t.Errorf("%q: kind %s at %s (reason %q), want malformed: %s", line, ev.Kind,
+				time.Unix(0, ev.Time).UTC().Format(time.RFC3339), ev.Reason, why)
+		}
+	}
+	// A line after a good one of the same minute (the parser's cache).
+	p := NewParser(time.UTC, ref)
+	var ev Event
+	p.Parse([]byte("2026-03-01T10:00:59Z mx dovecot: imap(a): Logged out"), &ev)
+	for _, line := range []string{"2026-03-01T10:00:61Z mx dovecot: imap(a): Logged out", "2026-03-01T10:00:99Z mx dovecot: imap(a): Logged out"} {
+		if p.Parse([]byte(line), &ev); ev.Kind != Malformed {
+			t.Errorf("%q after 10:00:59: %s at %s, want malformed", line, ev.Kind, time.Unix(0, ev.Time).UTC().Format(time.RFC3339))
+		}
+	}
+	// A syslog date placed by an mtime out of range.
+	far := NewParser(time.UTC, time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC))
+	if far.Parse([]byte("Mar  1 10:00:00 imap(a): Logged out"), &ev); ev.Kind != Malformed || !strings.HasPrefix(ev.Reason, "year out of range: 2999") {
+		t.Errorf("mtime in 3000: %s (%q), want malformed: year out of range", ev.Kind, ev.Reason)
+	}
 	for _, line := range []string{"2100-02-29 10:00:00 imap(a): Logged out", "1900-02-29T00:00:00Z h dovecot: imap(a): Logged out"} {
 		p := NewParser(time.UTC, ref)
 		var ev Event

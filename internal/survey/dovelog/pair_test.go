@@ -336,6 +336,9 @@ func TestImpossibleDatesMakeNoSessions(t *testing.T) {
 		"Feb 31 10:00:00 imap(a)<1><s1>: Logged out in=1 out=2\n" + // would be Mar 3: four days
 		"Apr 31 09:00:00 imap-login: Login: user=<b>, mpid=2, session=<s2>\n" + // would be May 1
 		"2025-02-30T10:00:00Z imap(b)<2><s2>: Logged out in=1 out=2\n" +
+		"2025-13-01T10:00:00Z imap-login: Login: user=<c>, mpid=3, session=<s3>\n" + // would be 2026-01-01
+		"Feb 27 25:00:00 imap-login: Login: user=<c>, mpid=4, session=<s4>\n" + // would be Feb 28 01:00
+		"2025-02-27T10:01:00+26:00 imap-login: Login: user=<c>, mpid=5, session=<s5>\n" + // would be Feb 26
 		"Feb 27 10:05:00 auth: Info: something\n"
 	var sessions []Session
 	pr := NewPairer(PairOptions{OnSession: func(s Session) { sessions = append(sessions, s) }})
@@ -343,13 +346,16 @@ func TestImpossibleDatesMakeNoSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.ByKind[Malformed] != 3 || len(rep.Malformed) != 3 {
-		t.Fatalf("malformed %d, examples %v; want 3", rep.ByKind[Malformed], rep.Malformed)
+	if rep.ByKind[Malformed] != 6 || len(rep.Malformed) != 5 {
+		t.Fatalf("malformed %d, examples %v; want 6, the first 5 shown", rep.ByKind[Malformed], rep.Malformed)
 	}
-	for i, line := range []int64{2, 3, 4} {
+	for i, want := range []struct {
+		line int64
+		why  string
+	}{{2, "no such date"}, {3, "no such date"}, {4, "no such date"}, {5, "no such date"}, {6, "no such time"}} {
 		m := rep.Malformed[i]
-		if m.File != "mail.log" || m.Line != line || !strings.HasPrefix(m.Reason, "no such date") {
-			t.Errorf("example %d = %s, want mail.log:%d: no such date", i, m, line)
+		if m.File != "mail.log" || m.Line != want.line || !strings.HasPrefix(m.Reason, want.why) {
+			t.Errorf("example %d = %s, want mail.log:%d: %s", i, m, want.line, want.why)
 		}
 	}
 	tot := pr.Totals()
@@ -358,6 +364,9 @@ func TestImpossibleDatesMakeNoSessions(t *testing.T) {
 	}
 	if b, ok := tot["b"]; ok {
 		t.Errorf("b has totals %+v: a login on Apr 31 made a session", b)
+	}
+	if c, ok := tot["c"]; ok {
+		t.Errorf("c has totals %+v: a login in month 13, at hour 25 or at +26:00 made a session", c)
 	}
 	if len(sessions) != 1 {
 		t.Errorf("sessions %+v, want one", sessions)

@@ -95,16 +95,20 @@ func (p *Parser) parseTimeSlow(b []byte) (int64, int, bool) {
 	if b[i] == ' ' {
 		i++
 	}
-	day := 0
-	for i < len(b) && isDigit(b[i]) && day < 100 {
+	day, d0 := 0, i
+	for i < len(b) && isDigit(b[i]) && i-d0 < 2 {
 		day = day*10 + int(b[i]-'0')
 		i++
 	}
-	if day < 1 || day > 31 || i >= len(b) || b[i] != ' ' {
+	if i == d0 || i >= len(b) || b[i] != ' ' {
+		return 0, 0, false
+	}
+	if day < 1 || day > 31 {
+		p.bad = "no such date: " + string(b[:i])
 		return 0, 0, false
 	}
 	i++
-	h, m, s, n, ok := clock(b[i:])
+	h, m, s, n, ok := p.clock(b[i:])
 	if !ok {
 		return 0, 0, false
 	}
@@ -116,6 +120,10 @@ func (p *Parser) parseTimeSlow(b []byte) (int64, int, bool) {
 	year, ok := p.yearOf(mon, day)
 	if !ok || day > daysIn(year, mon) {
 		p.bad = noSuchDate(b[:3], day, year)
+		return 0, 0, false
+	}
+	if year < minYear || year > maxYear {
+		p.bad = "year out of range: " + itoa(year) + ", from the file's mtime"
 		return 0, 0, false
 	}
 	return p.local(year, mon, day, h, m, s)*1e9 + frac, i, true
@@ -173,14 +181,18 @@ func (p *Parser) parseISO(b []byte) (int64, int, bool) {
 	y, ok1 := digits(b[0:4])
 	mo, ok2 := digits(b[5:7])
 	d, ok3 := digits(b[8:10])
-	if !ok1 || !ok2 || !ok3 || mo < 1 || mo > 12 || d < 1 {
+	if !ok1 || !ok2 || !ok3 {
 		return 0, 0, false
 	}
-	if d > daysIn(y, mo) {
+	if mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) {
 		p.bad = "no such date: " + string(b[:10])
 		return 0, 0, false
 	}
-	h, m, s, n, ok := clock(b[11:])
+	if y < minYear || y > maxYear {
+		p.bad = "year out of range: " + string(b[:10])
+		return 0, 0, false
+	}
+	h, m, s, n, ok := p.clock(b[11:])
 	if !ok {
 		return 0, 0, false
 	}
@@ -215,6 +227,10 @@ func (p *Parser) parseISO(b []byte) (int64, int, bool) {
 			if !ok {
 				return 0, 0, false
 			}
+			if zh > 23 || zm > 59 {
+				p.bad = "no such zone offset: " + string(b[i:i+n])
+				return 0, 0, false
+			}
 			off := int64(zh*3600 + zm*60)
 			if c == '-' {
 				off = -off
@@ -225,19 +241,28 @@ func (p *Parser) parseISO(b []byte) (int64, int, bool) {
 	return p.local(y, mo, d, h, m, s)*1e9 + frac, i, true
 }
 
-// clock reads HH:MM:SS.
-func clock(b []byte) (h, m, s, n int, ok bool) {
+// clock reads HH:MM:SS (a leap second, :60, is taken as the next
+// minute's first); a time no clock shows (25:00:00) sets p.bad.
+func (p *Parser) clock(b []byte) (h, m, s, n int, ok bool) {
 	if len(b) < 8 || b[2] != ':' || b[5] != ':' {
 		return 0, 0, 0, 0, false
 	}
 	h, ok1 := digits(b[0:2])
 	m, ok2 := digits(b[3:5])
 	s, ok3 := digits(b[6:8])
-	if !ok1 || !ok2 || !ok3 || h > 23 || m > 59 || s > 60 {
+	if !ok1 || !ok2 || !ok3 {
+		return 0, 0, 0, 0, false
+	}
+	if h > 23 || m > 59 || s > 60 {
+		p.bad = "no such time: " + string(b[:8])
 		return 0, 0, 0, 0, false
 	}
 	return h, m, s, 8, true
 }
+
+// Years a timestamp may have: Unix nanoseconds in an int64 reach from
+// 1677 to 2262, and a log line from before 1900 is not one.
+const minYear, maxYear = 1900, 2200
 
 // fraction reads ".123456" as nanoseconds.
 func fraction(b []byte) (int64, int) {
