@@ -226,6 +226,25 @@ func TestPairing(t *testing.T) {
 			stats: func(s Stats) string { return check(s.Closed[ClosedByPidReused] == 2, "two pid-reused closes") },
 		},
 		{
+			// The end line names pid 100: it is the second login's, whose
+			// process has that pid now, not the first one's, which ended
+			// when the pid was handed out again.
+			name: "an end by pid after the pid was reused pairs with the newer login",
+			texts: [][]string{{
+				login("10:00:00", "alice", ", mpid=100") + // its end line is lost
+					login("10:05:00", "bob", ", mpid=200") +
+					login("10:10:00", "alice", ", mpid=100") +
+					"Sep 13 10:20:00 imap(alice)<100><>: Info: Logged out in=1 out=2\n" +
+					"Sep 13 10:25:00 imap(bob)<200><>: Info: Logged out in=1 out=2\n" +
+					"Sep 13 10:40:00 auth: Info: something\n",
+			}},
+			want: map[string]userWant{"alice": {1200, 2, "10:10:00"}, "bob": {1200, 1, "10:05:00"}},
+			stats: func(s Stats) string {
+				return check(s.Closed[ClosedByPidReused] == 1 && s.Paired() == 2 && s.Closed[ClosedAtEnd] == 0 && s.Counted == 3,
+					"one pid-reused close, two logouts, none open at the end, three sessions")
+			},
+		},
+		{
 			name: "the same pid on another host is another process",
 			texts: [][]string{{
 				"Sep 13 10:00:00 h1 dovecot: imap-login: Login: user=<alice>, mpid=100, session=<a>\n" +
