@@ -1,6 +1,8 @@
 package agent_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -545,5 +547,85 @@ func TestAgentRunsItsOwnCommands(t *testing.T) {
 	cmdHold := &agentapi.Hold{Local: &delivery.Command{}}
 	if _, err := cmdHold.Start(ctx, c, "alice", "/r1/alice"); err == nil || !strings.Contains(err.Error(), "hold_command") {
 		t.Errorf("a command hold without the agent's commands: %v", err)
+	}
+}
+
+// TestLogsReadThroughAgent: the Dovecot logs an agent's config names are
+// listed with their rotations and read as text, gzip told by its first
+// bytes as for logs read here (a rotation gzipped under a plain name), and
+// a .gz that is not gzip is an error naming it.
+func TestLogsReadThroughAgent(t *testing.T) {
+	fsr, logs := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(fsr, "r1"), 0o711)
+	lines := map[string]string{
+		"mail.log":   "Jan  3 10:00:00 h dovecot: imap-login: Login: user=<a>\n",
+		"mail.log.1": "Jan  2 10:00:00 h dovecot: imap-login: Login: user=<b>\n",
+		"mail.log.2": "Jan  1 10:00:00 h dovecot: imap-login: Login: user=<c>\n",
+	}
+	gz := func(s string) []byte {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		zw.Write([]byte(s))
+		zw.Close()
+		return b.Bytes()
+	}
+	os.WriteFile(filepath.Join(logs, "mail.log"), []byte(lines["mail.log"]), 0o644)
+	os.WriteFile(filepath.Join(logs, "mail.log.1"), gz(lines["mail.log.1"]), 0o644) // gzip, plain name
+	os.WriteFile(filepath.Join(logs, "mail.log.2.gz"), gz(lines["mail.log.2"]), 0o644)
+
+	read := func(logGlob string) (map[string]string, error) {
+		t.Helper()
+		tc := newCluster(t)
+		tc.certs["bp01"] = issue(t, tc.ca, "bp01", pki.RoleAgent)
+		cfg := &config.Config{HomeLayout: "{root}/{user}", Survey: config.Survey{Logs: []string{logGlob}},
+			Activity: config.Activity{Source: "none"}, Delivery: config.Delivery{Hold: "rename", Stub: "none"},
+			Hosts: []*cluster.Host{{Name: "bp01", Root: "/r1"}}}
+		s, err := agent.New(agent.Options{TLS: tc.certs["bp01"], FSRoot: fsr, Config: cfg, Version: "test", Log: log.New(io.Discard, "", 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		go s.Serve(ctx, ln)
+		pool := agentapi.NewPool(agentapi.Options{TLS: tc.certs["runner"], RetryFor: time.Second, Attempts: 1})
+		streams, _, err := pool.Client(&cluster.Host{Name: "bp01", Root: "/r1", Agent: "https://" + ln.Addr().String()}).LogStreams(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, st := range streams {
+			for _, f := range st.Files {
+				rc, err := f.Open()
+				if err != nil {
+					return got, err
+				}
+				b, err := io.ReadAll(rc)
+				rc.Close()
+				if err != nil {
+					return got, err
+				}
+				got[filepath.Base(strings.TrimPrefix(f.Name, "bp01:"))] = string(b)
+			}
+		}
+		return got, nil
+	}
+	got, err := read(filepath.Join(logs, "mail.log*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"mail.log": lines["mail.log"], "mail.log.1": lines["mail.log.1"], "mail.log.2.gz": lines["mail.log.2"]}
+	for name, text := range want {
+		if got[name] != text {
+			t.Errorf("%s read through the agent as %q, want %q", name, got[name], text)
+		}
+	}
+
+	os.WriteFile(filepath.Join(logs, "fake.log.gz"), []byte(lines["mail.log"]), 0o644)
+	if _, err := read(filepath.Join(logs, "fake.log*")); err == nil || !strings.Contains(err.Error(), "fake.log.gz: named .gz, but not gzip") {
+		t.Errorf("a .gz that is not gzip: %v", err)
 	}
 }

@@ -31,6 +31,7 @@ type surveyOptions struct {
 	logZone      string
 	progress     bool
 	workers      int
+	noAgentLogs  bool
 }
 
 func newSurveyCommand(g *globals) *cobra.Command {
@@ -63,6 +64,10 @@ log file that cannot be read stops it (a folder given as a log, a .gz that
 is not gzip: gzip is told by its first bytes), and no raw.tsv is written.
 Warnings name what reads nothing: folders a glob matches, empty log files,
 logs with no login, a --since/--until window that no log line falls in.
+Hosts with an agent are read through it: their homes are walked by the
+agent, and the logs each agent's own config names ([survey] logs on that
+host) are read along with the ones here (--no-agent-logs: only the ones
+here). Do not name one file in both places: it would count twice.
 -v lists the log's user names that the directory lacks (the first 50, the
 most sessions first), to check how names are matched.
 
@@ -89,6 +94,7 @@ users, and the problems are named on stderr. Missing homes are not problems.`,
 	f.StringVar(&opts.logZone, "log-zone", "", "time zone of log timestamps that carry none (default: local time)")
 	f.BoolVar(&opts.progress, "progress", false, "show progress on stderr even when it is not a terminal")
 	f.IntVar(&opts.workers, "workers", 0, "homes walked at once (default: 4 a core)")
+	f.BoolVar(&opts.noAgentLogs, "no-agent-logs", false, "do not read the logs of hosts with an agent through their agents")
 	return cmd
 }
 
@@ -144,7 +150,21 @@ func runSurvey(ctx context.Context, opts surveyOptions, g *globals, run string) 
 	if len(opts.logs) > 0 {
 		logs = opts.logs
 	}
-	if len(logs) == 0 && len(opts.sessions) == 0 {
+	disk, err := wire.Disk(cfg)
+	if err != nil {
+		return err
+	}
+	var remote []dovelog.Stream
+	var remoteSizes []int64
+	if !opts.noAgentLogs {
+		if remote, remoteSizes, err = wire.AgentLogs(ctx, cfg); err != nil {
+			return fmt.Errorf("survey: %w (--no-agent-logs reads only the logs here)", err)
+		}
+	}
+	if len(remote) > 0 {
+		g.logf("logs: %d read through agents, %d globs here", len(remote), len(logs))
+	}
+	if len(logs) == 0 && len(remote) == 0 && len(opts.sessions) == 0 {
 		g.logf("warning: no logs ([survey] logs in the config, or --log) and no --sessions: connect time is 0 for everyone")
 	}
 
@@ -174,8 +194,8 @@ func runSurvey(ctx context.Context, opts surveyOptions, g *globals, run string) 
 	}
 	res, err := survey.Run(ctx, survey.Options{
 		Cluster: cfg.Cluster(), Entries: entries,
-		NoDisk: opts.noDisk, Workers: opts.workers,
-		Logs: logs, Sessions: opts.sessions,
+		NoDisk: opts.noDisk, Workers: opts.workers, Disk: disk,
+		Logs: logs, Remote: remote, RemoteSizes: remoteSizes, Sessions: opts.sessions,
 		Since: since, Until: until, Loc: loc,
 		Progress:     prog,
 		KeepLogUsers: showLogUsers,

@@ -85,4 +85,22 @@ func TestAgentsSurvey(t *testing.T) {
 	if connected == 0 || remote.Missing == 0 {
 		t.Errorf("%d users with connect time, %d missing homes: the survey saw too little", connected, remote.Missing)
 	}
+	// The same through the command: `maildist survey` on the coordinator,
+	// whose config names no logs (they are bp01's, read through its
+	// agent), writes the raw.tsv that a survey of the folders writes.
+	coord, _ := os.ReadFile(ac.config)
+	noLogs := filepath.Join(c.Dir, "coordinator-nolog.toml")
+	os.WriteFile(noLogs, []byte(strings.Replace(string(coord), `logs = ["logs/dovecot.log"]`, "logs = []", 1)), 0o644)
+	until := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	localRun, remoteRun := filepath.Join(c.Dir, "runs/local"), filepath.Join(c.Dir, "runs/agents")
+	must(t, c.Config, nil, "survey", localRun, "--until", until)
+	r := must(t, noLogs, nil, "survey", remoteRun, "--until", until)
+	if !strings.Contains(r.stderr, "logs: 1 read through agents") {
+		t.Errorf("stderr does not say it read bp01's log through its agent:\n%s", r.stderr)
+	}
+	want, _ := os.ReadFile(filepath.Join(localRun, "raw.tsv"))
+	got, _ := os.ReadFile(filepath.Join(remoteRun, "raw.tsv"))
+	if len(want) == 0 || string(got) != string(want) {
+		t.Errorf("raw.tsv through the agents differs from the folders':\n%s\nwant:\n%s", got, want)
+	}
 }

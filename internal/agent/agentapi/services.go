@@ -1,6 +1,7 @@
 package agentapi
 
 import (
+	"bufio"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -190,15 +191,26 @@ func (c *Client) openLog(ctx context.Context, name string) (io.ReadCloser, error
 	if err != nil {
 		return nil, err
 	}
-	if !strings.HasSuffix(name, ".gz") {
-		return resp.Body, nil
+	// gzip is told by its first bytes, as for the logs here, not by name.
+	br := bufio.NewReaderSize(resp.Body, 64<<10)
+	if head, _ := br.Peek(2); len(head) < 2 || head[0] != 0x1f || head[1] != 0x8b {
+		if strings.HasSuffix(name, ".gz") && len(head) > 0 {
+			resp.Body.Close()
+			return nil, fmt.Errorf("%s:%s: named .gz, but not gzip data", c.name, name)
+		}
+		return readCloser{br, resp.Body}, nil
 	}
-	zr, err := gzip.NewReader(resp.Body)
+	zr, err := gzip.NewReader(br)
 	if err != nil {
 		resp.Body.Close()
 		return nil, fmt.Errorf("%s:%s: %w", c.name, name, err)
 	}
 	return gzReader{zr, resp.Body}, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 type gzReader struct {
