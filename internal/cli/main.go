@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -31,6 +32,11 @@ type globals struct {
 	stdin      io.Reader
 	stdout     io.Writer
 	stderr     io.Writer
+
+	// stopping, if set, is what the first signal says instead of the
+	// moves' "finishing or undoing", and the second signal then says
+	// nothing of recover: for commands that move nobody (agent).
+	stopping atomic.Pointer[string]
 }
 
 // loadConfig finds and loads the config the flags and environment name.
@@ -139,6 +145,13 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		case <-sigs:
 		case <-ctx.Done():
 			return
+		}
+		if note := g.stopping.Load(); note != nil {
+			fmt.Fprintf(stderr, "maildist: stopping: %s (signal again to stop at once)\n", *note)
+			cancel()
+			<-sigs
+			fmt.Fprintln(stderr, "maildist: stopped at once")
+			os.Exit(130)
 		}
 		fmt.Fprintln(stderr, "maildist: stopping: finishing or undoing the moves in flight (signal again to stop at once)")
 		cancel()
