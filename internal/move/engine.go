@@ -522,7 +522,11 @@ func (m *mover) check(ctx context.Context, req Request) (string, error) {
 	if !req.Force && !req.Kick && e.Activity != nil {
 		ss, err := e.Activity.Active(ctx, p.User, p.UID, e.sessionHosts(p, req))
 		if err != nil {
-			return ReasonActive, fmt.Errorf("cannot tell whether %s is logged in, so not moving (use --force to move anyway): %w", p.User, err)
+			how := "--local asks only the source host; --force moves without asking"
+			if req.Local {
+				how = "--force moves without asking"
+			}
+			return ReasonActive, fmt.Errorf("cannot tell whether %s is logged in, so not moving (%s): %w", p.User, how, err)
 		}
 		if len(ss) > 0 {
 			var who []string
