@@ -837,13 +837,12 @@ func (c *cursor) ownParser() *Parser {
 // It waits by polling, not sleeping, since to wake from a sleep takes as
 // long on a busy machine.
 func (c *cursor) await(j *job) *job {
+	// (A block with a read error is done already. j.err is not to be
+	// read here: a helper sets it when the block faults.)
 	select {
 	case <-j.done:
 		return j
 	default:
-	}
-	if j.err != nil {
-		return j
 	}
 	deadline := j.taken + int64(awaitSlack*c.pl.expect(len(j.data))+awaitGrace)
 	for spins := 0; ; spins++ {
