@@ -269,6 +269,10 @@ type mover struct {
 	heldAt   time.Time
 }
 
+// verifiedPath is where a move keeps the manifest of the held tree as it
+// was verified, for the release to tell what was written there later.
+func verifiedPath(j *Journal) string { return j.Path + ".verified" }
+
 // step journals s, then lets the hook see it.
 func (m *mover) step(s Step, extra Record) error { return m.e.step(m.j, s, extra) }
 
@@ -327,6 +331,11 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 			return fail(StepPreCopy, copyReason(err), err)
 		}
 		copyMode = host.CopySync
+		// The user may have logged in while the precopy ran: ask again
+		// just before the hold, as the check did.
+		if reason, err := m.live(ctx, req); err != nil {
+			return fail(StepPreCopy, reason, fmt.Errorf("after the precopy: %w", err))
+		}
 	}
 
 	// hold
@@ -426,13 +435,14 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 
 	// From here on the move only goes forward.
 	fctx := context.WithoutCancel(ctx)
-	if err := e.finish(fctx, m.j, m.src); err != nil {
+	released, err := e.finish(fctx, m.j, m.src)
+	if err != nil {
 		m.res.Outcome, m.res.Reason = OutcomeStuck, ReasonError
 		m.res.Err = fmt.Errorf("moved, but not finished: %w (run `maildist recover`)", err)
 		return m.res
 	}
 	m.res.Outcome = OutcomeMoved
-	m.res.Held = time.Since(m.heldAt)
+	m.res.Held = released.Sub(m.heldAt)
 	ev := m.res
 	e.emitHeld(ev, m.res.Held)
 	return m.res
@@ -519,22 +529,30 @@ func (m *mover) check(ctx context.Context, req Request) (string, error) {
 	if req.Kick && e.Kicker == nil {
 		return ReasonError, fmt.Errorf("cannot end %s's sessions: the activity source cannot kick (use doveadm or proc)", p.User)
 	}
-	if !req.Force && !req.Kick && e.Activity != nil {
-		ss, err := e.Activity.Active(ctx, p.User, p.UID, e.sessionHosts(p, req))
-		if err != nil {
-			how := "--local asks only the source host; --force moves without asking"
-			if req.Local {
-				how = "--force moves without asking"
-			}
-			return ReasonActive, fmt.Errorf("cannot tell whether %s is logged in, so not moving (%s): %w", p.User, how, err)
+	return m.live(ctx, req)
+}
+
+// live refuses a user with a live session, or whose sessions cannot be
+// known, unless the request forces the move or kicks the sessions.
+func (m *mover) live(ctx context.Context, req Request) (string, error) {
+	e, p := m.e, m.p
+	if req.Force || req.Kick || e.Activity == nil {
+		return "", nil
+	}
+	ss, err := e.Activity.Active(ctx, p.User, p.UID, e.sessionHosts(p, req))
+	if err != nil {
+		how := "--local asks only the source host; --force moves without asking"
+		if req.Local {
+			how = "--force moves without asking"
 		}
-		if len(ss) > 0 {
-			var who []string
-			for _, s := range ss {
-				who = append(who, s.String())
-			}
-			return ReasonActive, fmt.Errorf("%s has %d live session(s): %s", p.User, len(ss), strings.Join(who, "; "))
+		return ReasonActive, fmt.Errorf("cannot tell whether %s is logged in, so not moving (%s): %w", p.User, how, err)
+	}
+	if len(ss) > 0 {
+		var who []string
+		for _, s := range ss {
+			who = append(who, s.String())
 		}
+		return ReasonActive, fmt.Errorf("%s has %d live session(s): %s", p.User, len(ss), strings.Join(who, "; "))
 	}
 	return "", nil
 }
@@ -610,7 +628,7 @@ func (m *mover) verify(ctx context.Context) error {
 		}
 		diffs = tree.Compare(a, b, opt)
 		if len(diffs) == 0 {
-			return nil
+			return saveVerified(verifiedPath(m.j), a)
 		}
 		m.j.Append(Record{Step: RecNote, Note: fmt.Sprintf("verify round %d: %d difference(s), first: %s", round, len(diffs), diffs[0])})
 		if round == verifyRounds {
@@ -667,8 +685,9 @@ func copyReason(err error) string {
 }
 
 // finish takes the steps after the switch: stub, release. Each is
-// idempotent, so recover may run it again.
-func (e *Engine) finish(ctx context.Context, j *Journal, src host.Host) error {
+// idempotent, so recover may run it again. released is when the hold
+// ended.
+func (e *Engine) finish(ctx context.Context, j *Journal, src host.Host) (released time.Time, err error) {
 	p := j.Plan
 	r := Result{User: p.User, From: p.From, To: p.To}
 	if _, released := j.Has(StepRelease); !released {
@@ -677,38 +696,45 @@ func (e *Engine) finish(ctx context.Context, j *Journal, src host.Host) error {
 			if !stubbed {
 				made, err := missingDirs(ctx, src, p.NewHome)
 				if err != nil {
-					return err
+					return time.Time{}, err
 				}
 				rec = Record{Made: made}
 				if err := e.step(j, StepStub, rec); err != nil {
-					return err
+					return time.Time{}, err
 				}
 			}
 			if err := e.makeStub(ctx, src, p); err != nil {
-				return err
+				return time.Time{}, err
 			}
 			e.emit(r, StepStub, "ok", "", nil)
 		}
 		if err := e.step(j, StepRelease, Record{}); err != nil {
-			return err
+			return time.Time{}, err
 		}
 	}
 	if err := e.rescueAfterSwitch(ctx, j, src, false); err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if err := e.release(ctx, src, p); err != nil {
-		return err
+		return time.Time{}, err
 	}
+	released = time.Now()
 	if p.Held == p.OldHome {
 		if err := e.rescueAfterSwitch(ctx, j, src, true); err != nil {
-			return err
+			return released, err
+		}
+		// A hold that leaves the tree in place cannot stop what bypasses
+		// it: mail written there after the verify is in the trash now.
+		if err := e.carryLate(ctx, j, src); err != nil {
+			return released, err
 		}
 	}
 	if err := j.Append(Record{Step: RecMoved}); err != nil {
-		return err
+		return released, err
 	}
+	os.Remove(verifiedPath(j))
 	e.emit(r, StepRelease, "ok", "", nil)
-	return nil
+	return released, nil
 }
 
 // missingDirs lists the folders of p (and above) missing on h.
@@ -823,9 +849,6 @@ func (e *Engine) undo(ctx context.Context, j *Journal, src, dst host.Host, reaso
 			}
 		}
 	}
-	if err := dst.RemoveAll(ctx, p.Staging); err != nil {
-		return fmt.Errorf("undo: remove staging: %w", err)
-	}
 	if _, held := j.Has(StepHold); held {
 		hold, err := e.holdOf(p)
 		if err != nil {
@@ -853,6 +876,10 @@ func (e *Engine) undo(ctx context.Context, j *Journal, src, dst host.Host, reaso
 				}
 			}
 		}
+	}
+	// Staging last: the user has mail and logins back while it goes.
+	if err := dst.RemoveAll(ctx, p.Staging); err != nil {
+		return fmt.Errorf("undo: remove staging: %w", err)
 	}
 	if err := j.Append(Record{Step: RecUndone, Reason: reason}); err != nil {
 		return err

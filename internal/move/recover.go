@@ -85,7 +85,7 @@ func (e *Engine) recoverOne(ctx context.Context, j *Journal) Result {
 		return res
 	}
 	forward := func() Result {
-		if err := ee.finish(ctx, j, src); err != nil {
+		if _, err := ee.finish(ctx, j, src); err != nil {
 			res.Outcome, res.Reason, res.Err = OutcomeStuck, ReasonError, err
 			return res
 		}

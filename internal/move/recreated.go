@@ -1,10 +1,12 @@
 package move
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"strings"
 
@@ -16,6 +18,10 @@ import (
 // held home: a misconfigured delivery agent or login that makes missing
 // homes (Dovecot does, where the user can write the folder above).
 const ReasonRecreated = "home-recreated"
+
+// ReasonLate marks the warning logged when mail reached a held home that
+// stayed in place after its copy was verified, and was carried over.
+const ReasonLate = "written-late"
 
 // A home that reappears while its user is held by renaming holds mail
 // that must not be lost. rescue moves such a home out of the way, to
@@ -71,7 +77,7 @@ func (e *Engine) carryAll(ctx context.Context, src host.Host, p Plan, to host.Ho
 			root = h.Root
 		}
 		tmp := path.Join(root, stagingDir, fmt.Sprintf("%s.%s.carry-%d", p.User, p.ID, n))
-		k, err := e.carry(ctx, src, rp, to, home, tmp, p)
+		k, err := e.carry(ctx, src, rp, to, home, tmp, p, nil)
 		total += k
 		if err != nil {
 			return total, err
@@ -87,11 +93,14 @@ func (e *Engine) carryAll(ctx context.Context, src host.Host, p Plan, to host.Ho
 }
 
 // carry copies the tree at from on src to tmp on to, then renames each
-// Maildir message (a file in a cur/, new/ or tmp/ folder) that home does
+// Maildir message (a file in a cur/ or new/ folder) that home does
 // not have yet into home, at the same place. Messages are matched by
 // folder and unique name (the part before ":2,"), so a message that home
 // has with other flags is not carried twice.
-func (e *Engine) carry(ctx context.Context, src host.Host, from string, to host.Host, home, tmp string, p Plan) (int, error) {
+//
+// With only, just the messages whose folder and unique name (joined by a
+// NUL) it holds are carried.
+func (e *Engine) carry(ctx context.Context, src host.Host, from string, to host.Host, home, tmp string, p Plan, only map[string]bool) (int, error) {
 	if _, err := to.MkdirAll(ctx, path.Dir(tmp), 0o700, 0, 0); err != nil {
 		return 0, err
 	}
@@ -115,7 +124,7 @@ func (e *Engine) carry(ctx context.Context, src host.Host, from string, to host.
 	n := 0
 	for _, en := range got.Entries {
 		f, u, ok := messageKey(en)
-		if !ok || known[f+"\x00"+u] {
+		if !ok || known[f+"\x00"+u] || only != nil && !only[f+"\x00"+u] {
 			continue
 		}
 		dir := path.Join(home, path.Dir(en.Path))
@@ -143,7 +152,9 @@ func messageKey(en tree.Entry) (folder, unique string, ok bool) {
 	dir, name := path.Split(en.Path)
 	dir = strings.TrimSuffix(dir, "/")
 	sub := path.Base(dir)
-	if sub != "cur" && sub != "new" && sub != "tmp" {
+	if sub != "cur" && sub != "new" {
+		// tmp/ holds deliveries under way; one left there was never
+		// acknowledged, and its sender tries again.
 		return "", "", false
 	}
 	if i := strings.Index(name, ":2,"); i >= 0 {
@@ -191,4 +202,98 @@ func (e *Engine) rescueAfterSwitch(ctx context.Context, j *Journal, src host.Hos
 	}
 	_, err = e.carryAll(ctx, src, p, to, cur.Home)
 	return err
+}
+
+// saveVerified keeps the manifest of the held tree as verified, for
+// carryLate. It is written whole or not at all (renamed into place), but
+// not fsynced: it only matters to a release in this process or after a
+// crash of it, and a release that finds no readable manifest carries
+// nothing late (and says so).
+func saveVerified(file string, m *tree.Manifest) error {
+	tmp := file + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("keep the verified manifest: %w", err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	_, err = m.WriteTo(w)
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, file)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("keep the verified manifest: %w", err)
+	}
+	return nil
+}
+
+// carryLate carries into the user's home the messages written to a held
+// tree that stayed in place (hold postfix or command) after it was
+// verified: mail that went around the hold (a transport map consulted
+// before maildist's, an address the hold does not name, a second MX,
+// LMTP or doveadm save straight into the home). The release has moved
+// the tree to the trash, so it no longer changes. A message is late if
+// its folder and unique name were not in the verified tree; messages the
+// verified tree had are never brought back, whatever the user has done
+// with them since.
+func (e *Engine) carryLate(ctx context.Context, j *Journal, src host.Host) error {
+	p := j.Plan
+	r := Result{User: p.User, From: p.From, To: p.To}
+	f, err := os.Open(verifiedPath(j))
+	if err != nil {
+		e.emit(r, RecNote, "warning", ReasonRecreated, fmt.Errorf("cannot tell what was written to %s after its copy was verified (%v): not looked for", p.OldHome, err))
+		return nil
+	}
+	verified, err := tree.ReadManifest(bufio.NewReaderSize(f, 1<<20))
+	f.Close()
+	if err != nil {
+		e.emit(r, RecNote, "warning", ReasonRecreated, fmt.Errorf("cannot tell what was written to %s after its copy was verified (%v): not looked for", p.OldHome, err))
+		return nil
+	}
+	had := map[string]bool{}
+	for _, en := range verified.Entries {
+		if fo, u, ok := messageKey(en); ok {
+			had[fo+"\x00"+u] = true
+		}
+	}
+	now, err := src.Scan(ctx, p.Trash, false)
+	if err != nil {
+		return fmt.Errorf("look for mail written to %s after its copy was verified: %w", p.OldHome, err)
+	}
+	late := map[string]bool{}
+	for _, en := range now.Entries {
+		if fo, u, ok := messageKey(en); ok && !had[fo+"\x00"+u] {
+			late[fo+"\x00"+u] = true
+		}
+	}
+	if len(late) == 0 {
+		return nil
+	}
+	cur, err := e.Directory.Lookup(ctx, p.User)
+	if err != nil {
+		return fmt.Errorf("carry mail written to %s after its copy was verified: %w", p.OldHome, err)
+	}
+	h, ok := e.Cluster.HostOf(cur.Home)
+	if !ok {
+		return fmt.Errorf("%s's home %s is under no host's root", p.User, cur.Home)
+	}
+	to, err := e.Host(h.Name)
+	if err != nil {
+		return err
+	}
+	tmp := path.Join(h.Root, stagingDir, fmt.Sprintf("%s.%s.late", p.User, p.ID))
+	n, err := e.carry(ctx, src, p.Trash, to, cur.Home, tmp, p, late)
+	if err != nil {
+		return err
+	}
+	e.emit(r, RecNote, "warning", ReasonLate, fmt.Errorf(
+		"%d message(s) were written to %s on %s after its copy was verified, past the hold (a transport map before maildist's, an address the hold does not name, another MX, or LMTP straight to Dovecot?): carried %d into %s on %s",
+		len(late), p.OldHome, p.From, n, cur.Home, h.Name))
+	return nil
 }

@@ -1,0 +1,130 @@
+package move
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/maildist/maildist/internal/delivery"
+)
+
+// A hold that leaves the tree in place (postfix, command) cannot stop a
+// delivery that goes around it. Mail written to the held home after its
+// copy was verified is carried into the new home at the release, and the
+// operator is told; mail the verified copy had is not brought back.
+func TestMailWrittenAfterVerifyIsCarried(t *testing.T) {
+	for _, at := range []Step{StepCommit, StepSwitch, StepRelease} {
+		t.Run(string(at), func(t *testing.T) {
+			f := newFixture(t, map[string]string{"alice": "h1"})
+			f.makeMaildir(t, "alice", "h1", 4)
+			e := f.engine(t)
+			e.Hold = inPlaceHold()
+			old := f.real("h1", "/h1/alice")
+			ents, _ := os.ReadDir(filepath.Join(old, "Maildir/cur"))
+			if len(ents) == 0 {
+				t.Fatal("no messages in cur/")
+			}
+			expunged := ents[0].Name()
+			e.Hook = func(user string, s Step) error {
+				if s != at {
+					return nil
+				}
+				// A delivery past the hold, and a tmp/ file of one under way.
+				os.WriteFile(filepath.Join(old, "Maildir/new/1800000001.late.h1,S=20"), []byte("Subject: late\n\nbody\n"), 0o600)
+				os.WriteFile(filepath.Join(old, "Maildir/tmp/1800000002.partial.h1"), []byte("Subj"), 0o600)
+				if at == StepRelease {
+					// The user, logged in to the new home already, expunges
+					// a message the copy had.
+					os.Remove(filepath.Join(f.real("h2", "/h2/alice"), "Maildir/cur", expunged))
+				}
+				return nil
+			}
+			r := e.Move(context.Background(), Request{User: "alice", To: "h2"})
+			if r.Outcome != OutcomeMoved {
+				t.Fatalf("move: %+v", r)
+			}
+			home := f.real("h2", "/h2/alice")
+			if n := hasMessage(t, home, "1800000001.late"); n != 1 {
+				t.Errorf("the late message is in the new home %d times, want once", n)
+			}
+			if n := hasMessage(t, home, "1800000002.partial"); n != 0 {
+				t.Errorf("a tmp/ file was carried as a message")
+			}
+			if at == StepRelease {
+				if _, err := os.Lstat(filepath.Join(home, "Maildir/cur", expunged)); err == nil {
+					t.Errorf("%s, expunged in the new home, was brought back", expunged)
+				}
+			}
+			late := false
+			f.mu.Lock()
+			for _, ev := range f.events {
+				late = late || ev.Reason == ReasonLate
+			}
+			f.mu.Unlock()
+			if !late {
+				t.Error("no written-late warning")
+			}
+			js, _ := filepath.Glob(filepath.Join(f.dir, "state", "journal", "*.verified*"))
+			if len(js) != 0 {
+				t.Errorf("verified manifests left: %v", js)
+			}
+		})
+	}
+}
+
+// Nothing is carried, and nothing said, when nothing went around the hold.
+func TestNothingWrittenLateNothingCarried(t *testing.T) {
+	f := newFixture(t, map[string]string{"alice": "h1"})
+	f.makeMaildir(t, "alice", "h1", 4)
+	e := f.engine(t)
+	e.Hold = inPlaceHold()
+	before := snapshot(t, f.real("h1", "/h1/alice"))
+	if r := e.Move(context.Background(), Request{User: "alice", To: "h2"}); r.Outcome != OutcomeMoved {
+		t.Fatalf("move: %+v", r)
+	}
+	f.settled(t, "alice", "h2", before)
+	for _, ev := range f.events {
+		if ev.Reason == ReasonLate {
+			t.Errorf("warned: %+v", ev)
+		}
+	}
+}
+
+// A user who logs in while the precopy runs is refused at the hold, as
+// the check would have refused them: nothing held, nothing staged.
+func TestLoginDuringPreCopyRefused(t *testing.T) {
+	f := newFixture(t, map[string]string{"alice": "h1"})
+	f.makeMaildir(t, "alice", "h1", 4)
+	e := f.engine(t)
+	e.PreCopy = true
+	before := snapshot(t, f.real("h1", "/h1/alice"))
+	e.Hook = func(user string, s Step) error {
+		if s == StepPreCopy {
+			f.mu.Lock()
+			f.active[user] = true
+			f.mu.Unlock()
+		}
+		return nil
+	}
+	r := e.Move(context.Background(), Request{User: "alice", To: "h2"})
+	if r.Outcome == OutcomeMoved || r.Reason != ReasonActive {
+		t.Fatalf("move: %+v; want refused as active", r)
+	}
+	f.mu.Lock()
+	f.active["alice"] = false
+	f.mu.Unlock()
+	f.settled(t, "alice", "h1", before)
+	for _, ev := range f.events {
+		if ev.Step == string(StepHold) {
+			t.Errorf("held: %+v", ev)
+		}
+	}
+}
+
+// inPlaceHold is a command hold whose commands do nothing: the tree stays
+// where it is, open to anything that goes around the hold.
+func inPlaceHold() *delivery.Command {
+	nop := func(context.Context, []string) ([]byte, error) { return nil, nil }
+	return &delivery.Command{HoldCmd: []string{"hold"}, ReleaseCmd: []string{"release"}, Run: nop}
+}
