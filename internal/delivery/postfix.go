@@ -166,8 +166,11 @@ func (p *Postfix) checkPostfix(ctx context.Context) error {
 	if len(vals) != len(names) {
 		return fmt.Errorf("read the Postfix config: postconf gave %d values for %d names", len(vals), len(names))
 	}
-	if !listsTable(vals[0], p.table()) {
+	switch first, listed := firstTable(vals[0], p.table()); {
+	case !listed:
 		return unsafe("transport_maps (%q) does not list %s", vals[0], p.table())
+	case first != "":
+		return unsafe("transport_maps lists %s after %s: Postfix takes the first table that knows a recipient, so an entry there (a user's own route, a catch-all) would send a held user's mail around the hold; list %s first", p.table(), first, p.table())
 	}
 	if strings.TrimSpace(vals[1]) != "no" {
 		return unsafe("smtpd_reject_unlisted_recipient = %s refuses a held recipient at RCPT time (450), leaving the mail with the sender; set it to no on this Postfix (let the MX in front check recipients)", strings.TrimSpace(vals[1]))
@@ -206,18 +209,29 @@ func (p *Postfix) checkPostfix(ctx context.Context) error {
 	if fi, err := os.Stat(filepath.Dir(p.mapPath())); err != nil || !fi.IsDir() {
 		return fmt.Errorf("hold = \"postfix\": the folder of %s: %v", p.mapPath(), err)
 	}
+	if ext, ok := indexSuffix[p.mapType()]; ok {
+		if _, err := os.Stat(p.mapPath() + ext); errors.Is(err, fs.ErrNotExist) {
+			return unsafe("%s has not been built (no %s): until it is, Postfix defers every recipient; make it with: touch %s && postmap %s", p.table(), p.mapPath()+ext, p.mapPath(), p.table())
+		}
+	}
 	return nil
 }
 
-// listsTable reports whether a transport_maps value names table (also
-// through proxy:).
-func listsTable(val, table string) bool {
+// indexSuffix is the file postmap builds for a map type that is indexed.
+var indexSuffix = map[string]string{"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb", "dbm": ".dir", "sdbm": ".dir"}
+
+// firstTable reports whether a transport_maps value names table (also
+// through proxy:), and the table listed before it, if any.
+func firstTable(val, table string) (before string, listed bool) {
 	for _, f := range strings.FieldsFunc(val, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' }) {
 		if strings.TrimPrefix(f, "proxy:") == table {
-			return true
+			return before, true
+		}
+		if before == "" {
+			before = f
 		}
 	}
-	return false
+	return "", false
 }
 
 // refusesHeld names the restriction in a list that would refuse a held

@@ -64,7 +64,7 @@ func (f *fakePostfix) names() []string {
 
 func goodPostconf(table string) map[string]string {
 	return map[string]string{
-		"transport_maps":                  "hash:/etc/postfix/site-transport, " + table,
+		"transport_maps":                  table + ", hash:/etc/postfix/site-transport",
 		"smtpd_reject_unlisted_recipient": "no",
 		"smtpd_recipient_restrictions":    "permit_mynetworks, reject_unauth_destination",
 		"-P":                              "submission/inet/syslog_name = postfix/submission\n",
@@ -76,6 +76,8 @@ func newTestPostfix(t *testing.T) (*Postfix, *fakePostfix) {
 	dir := t.TempDir()
 	p := &Postfix{ConfigDir: dir, TransportMap: filepath.Join(dir, "held"), Domain: "example.edu", Quiet: 2 * time.Second}
 	f := &fakePostfix{postconf: goodPostconf("hash:" + filepath.Join(dir, "held"))}
+	// What postmap builds, as the site has done before the first hold.
+	os.WriteFile(filepath.Join(dir, "held.db"), nil, 0o644)
 	p.Run = f.run
 	return p, f
 }
@@ -277,6 +279,12 @@ func TestPostfixCheck(t *testing.T) {
 		{"good", func(map[string]string, string) {}, ""},
 		{"through proxy", func(m map[string]string, table string) { m["transport_maps"] = "proxy:" + table }, ""},
 		{"map not listed", func(m map[string]string, _ string) { m["transport_maps"] = "hash:/etc/postfix/transport" }, "does not list"},
+		{"map not first", func(m map[string]string, table string) {
+			m["transport_maps"] = "hash:/etc/postfix/transport, " + table
+		}, "lists " + "hash:"},
+		{"map not built", func(m map[string]string, table string) {
+			os.Remove(strings.TrimPrefix(table, "hash:") + ".db")
+		}, "has not been built"},
 		{"unlisted recipients refused", func(m map[string]string, _ string) { m["smtpd_reject_unlisted_recipient"] = "yes" }, "smtpd_reject_unlisted_recipient = yes"},
 		{"explicit restriction", func(m map[string]string, _ string) {
 			m["smtpd_recipient_restrictions"] = "permit_mynetworks,reject_unverified_recipient"
