@@ -187,13 +187,19 @@ func (c *Command) End(ctx context.Context, h host.Host, user, home string) error
 // in it. It understands `postqueue -j` (one JSON object per message, with
 // recipients[].address) and plain text, where a user counts as queued if
 // any word of any line is the user, user@domain or <user@domain>.
+//
+// An address with an extension (alice+news@domain) or at a host of the
+// domain (alice@bp01.domain, as `maildist forward` writes them) is also
+// the user's: counting a user queued who is not only makes done wait.
 func Queued(out []byte, users []string, domain string) map[string]bool {
 	found := map[string]bool{}
 	match := func(word string) {
 		word = strings.Trim(word, "<>,;\"'()")
-		for _, u := range users {
-			if activity.SameUser(word, u, domain) {
-				found[u] = true
+		for _, w := range recipientForms(word, domain) {
+			for _, u := range users {
+				if activity.SameUser(w, u, domain) {
+					found[u] = true
+				}
 			}
 		}
 	}
@@ -219,4 +225,24 @@ func Queued(out []byte, users []string, domain string) map[string]bool {
 		}
 	}
 	return found
+}
+
+// recipientForms are the ways an address may name a user: as it is,
+// without a +extension, and at the domain rather than at a host of it.
+func recipientForms(addr, domain string) []string {
+	forms := []string{addr}
+	local, dom, ok := strings.Cut(addr, "@")
+	if !ok {
+		return forms
+	}
+	if i := strings.IndexByte(local, '+'); i > 0 {
+		local = local[:i]
+	}
+	if domain != "" && strings.HasSuffix(strings.ToLower(dom), "."+strings.ToLower(domain)) {
+		dom = domain
+	}
+	if f := local + "@" + dom; f != addr {
+		forms = append(forms, f)
+	}
+	return forms
 }

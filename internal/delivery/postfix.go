@@ -46,6 +46,10 @@ type Postfix struct {
 	TransportMap string // the map's source file; default ConfigDir/maildist-hold
 	MapType      string // hash (default), btree, lmdb, cdb, …
 	Domain       string // a user without @ gets mail as user@Domain
+	// HostAddresses are hosts whose user@HOST.Domain addresses are held
+	// too: where `maildist forward` writes them, the aliases rewrite mail
+	// to those addresses before the transport map sees it.
+	HostAddresses []string
 	Reason       string // told to the queue; default "mailbox being moved"
 	// Quiet bounds how long Start waits for deliveries to the user that
 	// were under way when the hold began (default 30s).
@@ -115,6 +119,26 @@ func (p *Postfix) Address(user string) (string, error) {
 		return "", fmt.Errorf("hold = \"postfix\": %q cannot be a key of a transport map", addr)
 	}
 	return strings.ToLower(addr), nil
+}
+
+// addresses are every recipient address held for user: Address, and
+// user@HOST.Domain for each of HostAddresses.
+func (p *Postfix) addresses(user string) ([]string, error) {
+	addr, err := p.Address(user)
+	if err != nil {
+		return nil, err
+	}
+	addrs := []string{addr}
+	if !strings.Contains(user, "@") {
+		for _, h := range p.HostAddresses {
+			a, err := p.Address(user + "@" + h + "." + p.Domain)
+			if err != nil {
+				return nil, err
+			}
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs, nil
 }
 
 // cmd is argv for a Postfix command with -c ConfigDir. Postfix's
@@ -250,14 +274,14 @@ func refusesHeld(list string) string {
 // that began before the hold is still under way, so that nothing lands
 // in the home after it has been copied.
 func (p *Postfix) Start(ctx context.Context, h host.Host, user, home string) (string, error) {
-	addr, err := p.Address(user)
+	addrs, err := p.addresses(user)
 	if err != nil {
 		return "", fmt.Errorf("hold %s: %w", user, err)
 	}
-	if err := p.edit(ctx, addr, true); err != nil {
+	if err := p.edit(ctx, addrs, true); err != nil {
 		return "", fmt.Errorf("hold %s: %w", user, err)
 	}
-	if err := p.quiet(ctx, addr); err != nil {
+	if err := p.quiet(ctx, addrs); err != nil {
 		return "", fmt.Errorf("hold %s: %w", user, err)
 	}
 	return home, nil
@@ -281,11 +305,11 @@ func (p *Postfix) End(ctx context.Context, h host.Host, user, home string) error
 }
 
 func (p *Postfix) release(ctx context.Context, user string) error {
-	addr, err := p.Address(user)
+	addrs, err := p.addresses(user)
 	if err != nil {
 		return fmt.Errorf("release %s: %w", user, err)
 	}
-	if err := p.edit(ctx, addr, false); err != nil {
+	if err := p.edit(ctx, addrs, false); err != nil {
 		return fmt.Errorf("release %s: %w", user, err)
 	}
 	// Deliver the held mail now rather than at the next queue run. A
@@ -329,7 +353,7 @@ func holdKey(line string) (string, bool) {
 // rebuilds the table and reloads Postfix. It rebuilds and reloads even
 // when the text already says what is wanted: a crash may have come
 // between the write and the reload.
-func (p *Postfix) edit(ctx context.Context, addr string, add bool) error {
+func (p *Postfix) edit(ctx context.Context, addrs []string, add bool) error {
 	path := p.mapPath()
 	lk, err := fsutil.LockWait(path + ".lock")
 	if err != nil {
@@ -341,22 +365,25 @@ func (p *Postfix) edit(ctx context.Context, addr string, add bool) error {
 		return err
 	}
 	var keep []string
-	found := false
+	found := map[string]bool{}
 	for _, l := range strings.Split(strings.TrimRight(string(old), "\n"), "\n") {
 		if l == "" || strings.HasPrefix(l, "# ") && strings.Contains(mapHeader, l) {
 			continue
 		}
-		if k, ok := holdKey(l); ok && k == addr {
-			if add && !found {
+		if k, ok := holdKey(l); ok && slices.Contains(addrs, k) {
+			if add && !found[k] {
 				keep = append(keep, l)
 			}
-			found = true
+			found[k] = true
 			continue
 		}
 		keep = append(keep, l)
 	}
-	if add && !found {
-		keep = append(keep, fmt.Sprintf("%s retry:4.7.1 %s", addr, p.reason()))
+	for _, addr := range addrs {
+		if add && !found[addr] {
+			keep = append(keep, fmt.Sprintf("%s retry:4.7.1 %s", addr, p.reason()))
+			found[addr] = true
+		}
 	}
 	text := mapHeader
 	if len(keep) > 0 {
@@ -388,7 +415,7 @@ func (p *Postfix) edit(ctx context.Context, addr string, add bool) error {
 // the queue quiet twice, a second apart: Postfix's daemons leave after a
 // reload only when they are between requests, and a login server may take
 // a second to read the directory's hold marker (Dovecot's passwd-file).
-func (p *Postfix) quiet(ctx context.Context, addr string) error {
+func (p *Postfix) quiet(ctx context.Context, addrs []string) error {
 	limit := p.Quiet
 	if limit <= 0 {
 		limit = 30 * time.Second
@@ -402,7 +429,7 @@ func (p *Postfix) quiet(ctx context.Context, addr string) error {
 		if err != nil {
 			return fmt.Errorf("read the queue: %w", err)
 		}
-		busy := inFlight(out, addr, p.reason())
+		busy := inFlight(out, addrs, p.reason())
 		now := time.Now()
 		switch {
 		case busy != "":
@@ -413,7 +440,7 @@ func (p *Postfix) quiet(ctx context.Context, addr string) error {
 			return nil
 		}
 		if now.After(deadline) {
-			return fmt.Errorf("mail for %s was still being delivered %v after the hold began (message %s)", addr, limit, busy)
+			return fmt.Errorf("mail for %s was still being delivered %v after the hold began (message %s)", addrs[0], limit, busy)
 		}
 		select {
 		case <-ctx.Done():
@@ -429,7 +456,7 @@ func (p *Postfix) quiet(ctx context.Context, addr string) error {
 // inFlight returns the queue id of a message for addr in `postqueue -j`
 // output that may be under delivery, or "". The id is only shown to
 // people; nothing acts on it.
-func inFlight(out []byte, addr, reason string) string {
+func inFlight(out []byte, addrs []string, reason string) string {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
@@ -448,8 +475,10 @@ func inFlight(out []byte, addr, reason string) string {
 			continue
 		}
 		for _, r := range m.Recipients {
-			if strings.EqualFold(r.Address, addr) && r.Reason != reason {
-				return m.ID
+			for _, addr := range addrs {
+				if strings.EqualFold(r.Address, addr) && r.Reason != reason {
+					return m.ID
+				}
 			}
 		}
 	}

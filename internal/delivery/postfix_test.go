@@ -333,3 +333,43 @@ func TestPostfixNotRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Where `maildist forward` rewrites user@HOST.domain, the aliases change
+// the recipient before the transport map sees it: those addresses are
+// held with the user's own, and released with it.
+func TestPostfixHoldsHostAddresses(t *testing.T) {
+	t.Parallel()
+	p, _ := newTestPostfix(t)
+	p.HostAddresses = []string{"bp01", "bp02"}
+	ctx := context.Background()
+	if _, err := p.Start(ctx, nil, "alice", "/h/alice"); err != nil {
+		t.Fatal(err)
+	}
+	held, _ := p.Held()
+	want := []string{"alice@example.edu", "alice@bp01.example.edu", "alice@bp02.example.edu"}
+	if !slices.Equal(held, want) {
+		t.Fatalf("held %q, want %q", held, want)
+	}
+	if err := p.Undo(ctx, nil, "alice", "/h/alice"); err != nil {
+		t.Fatal(err)
+	}
+	if held, _ := p.Held(); len(held) != 0 {
+		t.Fatalf("still held after the release: %q", held)
+	}
+}
+
+// Queued finds a user's mail in `postqueue -j` under every address that
+// reaches them: plain, with a +extension, at a host of the domain.
+func TestQueuedAddressForms(t *testing.T) {
+	out := []byte(`{"queue_name":"deferred","queue_id":"A1","recipients":[{"address":"carol+news@example.edu"}]}
+{"queue_name":"deferred","queue_id":"A2","recipients":[{"address":"dave@bp01.example.edu"}]}
+{"queue_name":"deferred","queue_id":"A3","recipients":[{"address":"erin@example.org"}]}
+{"queue_name":"deferred","queue_id":"A4","recipients":[{"address":"frank@notexample.edu"}]}
+`)
+	q := Queued(out, []string{"carol", "dave", "erin", "frank", "gina"}, "example.edu")
+	for u, want := range map[string]bool{"carol": true, "dave": true, "erin": false, "frank": false, "gina": false} {
+		if q[u] != want {
+			t.Errorf("%s queued = %v, want %v", u, q[u], want)
+		}
+	}
+}

@@ -199,6 +199,12 @@ func Engine(cfg *config.Config, opt Options) (*move.Engine, directory.Directory,
 		if r, ok := h.(*delivery.Rename); ok {
 			r.AllowUnsafe = opt.AllowUnsafe
 		}
+		if pf, ok := h.(*delivery.Postfix); ok && cfg.Forward.Map != "" {
+			// maildist forward rewrites user@HOST.domain: hold those too.
+			for _, ch := range cfg.Hosts {
+				pf.HostAddresses = append(pf.HostAddresses, ch.Name)
+			}
+		}
 		if err == nil && agents {
 			// On a host with an agent, the agent holds: a rename there, or
 			// its own hold commands, where the MTA is.
