@@ -50,7 +50,7 @@ type Postfix struct {
 	// too: where `maildist forward` writes them, the aliases rewrite mail
 	// to those addresses before the transport map sees it.
 	HostAddresses []string
-	Reason       string // told to the queue; default "mailbox being moved"
+	Reason        string // told to the queue; default "mailbox being moved"
 	// Quiet bounds how long Start waits for deliveries to the user that
 	// were under way when the hold began (default 30s).
 	Quiet time.Duration
