@@ -92,19 +92,21 @@ type Engine struct {
 	HoldKinds func(kind string) (delivery.Hold, error)
 	Activity  Activity
 	Kicker    Kicker // for Request.Kick; nil: kicking is refused
-	// AfterSwitch, if set, is told of every switch (e.g. to flush
-	// Dovecot's auth cache, which would go on giving out the old home).
-	// An error is logged, not fatal: the switch stands.
-	AfterSwitch func(ctx context.Context, user string) error
-	Stub        bool   // leave a .forward stub on the old host
-	Marker      bool   // set the directory's hold marker while held
-	JournalDir  string // journals of this batch
-	LockDir     string // per-user locks, shared by every batch
-	Settle      time.Duration
-	PreCopy     bool  // copy the live home before the hold; hold only for the last difference
-	Margin      int64 // free space kept on a destination beyond the mailbox
-	Batch       string
-	Runner      string
+	// EntryChanged, if set, is told of every change maildist makes to a
+	// user's directory entry: the switch, and the hold marker set and
+	// cleared (e.g. to flush Dovecot's auth cache, which would go on
+	// giving out the old home, or letting a held user in, or keeping a
+	// released one out). An error is logged, not fatal.
+	EntryChanged func(ctx context.Context, user string) error
+	Stub         bool   // leave a .forward stub on the old host
+	Marker       bool   // set the directory's hold marker while held
+	JournalDir   string // journals of this batch
+	LockDir      string // per-user locks, shared by every batch
+	Settle       time.Duration
+	PreCopy      bool  // copy the live home before the hold; hold only for the last difference
+	Margin       int64 // free space kept on a destination beyond the mailbox
+	Batch        string
+	Runner       string
 
 	// Events, if set, is told of every step taken.
 	Events func(runstate.Event)
@@ -348,6 +350,7 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 			if err := mk.SetHold(ctx, p.User, directory.HoldReason); err != nil {
 				return fail(StepHold, ReasonHoldFailed, err)
 			}
+			e.entryChanged(ctx, p.User, StepHold, "after setting the hold marker")
 		}
 	}
 	if _, err := e.Hold.Start(ctx, m.src, p.User, p.OldHome); err != nil {
@@ -558,11 +561,16 @@ func (m *mover) live(ctx context.Context, req Request) (string, error) {
 }
 
 func (e *Engine) afterSwitch(ctx context.Context, r Result) {
-	if e.AfterSwitch == nil {
+	e.entryChanged(ctx, r.User, StepSwitch, "after the switch")
+}
+
+// entryChanged tells EntryChanged that user's entry changed at step s.
+func (e *Engine) entryChanged(ctx context.Context, user string, s Step, what string) {
+	if e.EntryChanged == nil {
 		return
 	}
-	if err := e.AfterSwitch(context.WithoutCancel(ctx), r.User); err != nil {
-		e.emit(r, StepSwitch, "warning", "", fmt.Errorf("after the switch: %w", err))
+	if err := e.EntryChanged(context.WithoutCancel(ctx), user); err != nil {
+		e.emit(Result{User: user}, s, "warning", "", fmt.Errorf("%s: %w", what, err))
 	}
 }
 
@@ -821,6 +829,7 @@ func (e *Engine) release(ctx context.Context, src host.Host, p Plan) error {
 			if err := mk.ClearHold(ctx, p.User); err != nil {
 				return err
 			}
+			e.entryChanged(ctx, p.User, StepRelease, "after clearing the hold marker")
 		}
 	}
 	return nil
@@ -874,6 +883,7 @@ func (e *Engine) undo(ctx context.Context, j *Journal, src, dst host.Host, reaso
 				if err := mk.ClearHold(ctx, p.User); err != nil {
 					return err
 				}
+				e.entryChanged(ctx, p.User, StepRelease, "after clearing the hold marker")
 			}
 		}
 	}

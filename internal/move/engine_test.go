@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -408,5 +409,45 @@ func TestDoneKeepsStubWhileQueued(t *testing.T) {
 	}
 	if _, err := os.Stat(f.real("h1", "/h2")); err == nil {
 		t.Fatal("stub parent folder left on h1")
+	}
+}
+
+// EntryChanged hears of every change to the user's entry: the marker set,
+// the switch, the marker cleared; and on an undo, the marker cleared.
+func TestEntryChangedHearsHoldSwitchRelease(t *testing.T) {
+	f := newFixture(t, map[string]string{"alice": "h1", "bob": "h1"})
+	f.makeMaildir(t, "alice", "h1", 2)
+	f.makeMaildir(t, "bob", "h1", 2)
+	e := f.engine(t)
+	var heard []string
+	e.EntryChanged = func(ctx context.Context, user string) error {
+		d, _ := passwd.Open(f.passwd, passwd.Options{HoldMarker: true})
+		en, err := d.Lookup(ctx, user)
+		if err != nil {
+			return err
+		}
+		heard = append(heard, fmt.Sprintf("%s held=%v home=%s", user, en.Held, en.Home))
+		return nil
+	}
+	if r := e.Move(context.Background(), Request{User: "alice", To: "h2"}); r.Outcome != OutcomeMoved {
+		t.Fatal(r)
+	}
+	want := []string{"alice held=true home=/h1/alice", "alice held=true home=/h2/alice", "alice held=false home=/h2/alice"}
+	if !slices.Equal(heard, want) {
+		t.Errorf("heard %q\nwant  %q", heard, want)
+	}
+	heard = nil
+	e.Hook = func(user string, s Step) error {
+		if s == StepCopy {
+			return errors.New("injected")
+		}
+		return nil
+	}
+	if r := e.Move(context.Background(), Request{User: "bob", To: "h2"}); r.Outcome == OutcomeMoved {
+		t.Fatal(r)
+	}
+	want = []string{"bob held=true home=/h1/bob", "bob held=false home=/h1/bob"}
+	if !slices.Equal(heard, want) {
+		t.Errorf("heard %q\nwant  %q", heard, want)
 	}
 }

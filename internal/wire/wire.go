@@ -243,25 +243,25 @@ func Engine(cfg *config.Config, opt Options) (*move.Engine, directory.Directory,
 	}
 	hostname, _ := os.Hostname()
 	e := &move.Engine{
-		Cluster:     cfg.Cluster(),
-		Directory:   dir,
-		Host:        hostsWith(cfg, pool),
-		Copier:      &host.LocalCopier{},
-		Hold:        hold,
-		HoldKinds:   newHold,
-		Activity:    act,
-		Kicker:      kicker,
-		AfterSwitch: afterSwitch(cfg),
-		Stub:        cfg.Delivery.Stub == "forward",
-		Marker:      cfg.Directory.HoldMarker,
-		JournalDir:  jd,
-		LockDir:     filepath.Join(cfg.StateDir, "locks"),
-		Settle:      cfg.Delivery.Settle,
-		PreCopy:     cfg.Move.PreCopy && !opt.NoPreCopy,
-		Margin:      cfg.Delivery.Margin,
-		Batch:       opt.Batch,
-		Runner:      hostname,
-		Events:      opt.Events,
+		Cluster:      cfg.Cluster(),
+		Directory:    dir,
+		Host:         hostsWith(cfg, pool),
+		Copier:       &host.LocalCopier{},
+		Hold:         hold,
+		HoldKinds:    newHold,
+		Activity:     act,
+		Kicker:       kicker,
+		EntryChanged: entryChanged(cfg),
+		Stub:         cfg.Delivery.Stub == "forward",
+		Marker:       cfg.Directory.HoldMarker,
+		JournalDir:   jd,
+		LockDir:      filepath.Join(cfg.StateDir, "locks"),
+		Settle:       cfg.Delivery.Settle,
+		PreCopy:      cfg.Move.PreCopy && !opt.NoPreCopy,
+		Margin:       cfg.Delivery.Margin,
+		Batch:        opt.Batch,
+		Runner:       hostname,
+		Events:       opt.Events,
 	}
 	return e, dir, nil
 }
@@ -303,11 +303,12 @@ func (k Kicker) Kick(ctx context.Context, user string, uid int, hosts []string) 
 	return fmt.Errorf("activity source %q cannot end sessions", k.Activity.Source)
 }
 
-// afterSwitch flushes Dovecot's auth cache entry of a switched user, so a
-// Dovecot with auth_cache_size > 0 stops giving out the old home at once
-// instead of after auth_cache_ttl. Only where Dovecot is the activity
-// source, and so doveadm is known to work.
-func afterSwitch(cfg *config.Config) func(ctx context.Context, user string) error {
+// entryChanged flushes Dovecot's auth cache entry of a user whose entry
+// maildist changed (switched, held, released), so a Dovecot with
+// auth_cache_size > 0 stops giving out the old home, refuses a held user
+// and lets a released one in at once, not after auth_cache_ttl. Only where
+// Dovecot is the activity source, and so doveadm is known to work.
+func entryChanged(cfg *config.Config) func(ctx context.Context, user string) error {
 	if cfg.Activity.Source != "doveadm" {
 		return nil
 	}
