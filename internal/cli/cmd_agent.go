@@ -62,7 +62,9 @@ stdout when ready, logs on stderr, and stops on SIGTERM.`,
 
 func runAgent(ctx context.Context, opts agentOptions, g *globals) error {
 	note := "no new requests; those under way get 5 seconds to end (a move cut off is undone or finished by its coordinator)"
-	g.stopping.Store(&note)
+	if g.stopping != nil {
+		g.stopping.Store(&note)
+	}
 	if opts.files.Cert == "" || opts.files.Key == "" || opts.files.CA == "" {
 		return usagef("agent needs --cert, --key and --ca (make them with maildist ca)")
 	}

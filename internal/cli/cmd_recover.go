@@ -44,8 +44,9 @@ func runRecover(ctx context.Context, g *globals, runs []string) error {
 	if err != nil {
 		return err
 	}
-	dirs := []string{filepath.Join(cfg.StateDir, "journal")}
+	var dirs []string
 	if len(runs) == 0 {
+		dirs = append(dirs, filepath.Join(cfg.StateDir, "journal"))
 		known, err := runstate.KnownRuns(cfg.StateDir)
 		if err != nil {
 			return err

@@ -36,7 +36,7 @@ type globals struct {
 	// stopping, if set, is what the first signal says instead of the
 	// moves' "finishing or undoing", and the second signal then says
 	// nothing of recover: for commands that move nobody (agent).
-	stopping atomic.Pointer[string]
+	stopping *atomic.Pointer[string]
 }
 
 // loadConfig finds and loads the config the flags and environment name.
@@ -132,7 +132,7 @@ The config is --config FILE, else $MAILDIST_CONFIG, else ./maildist.toml.`,
 
 // Main runs maildist with args and returns the exit code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr}
+	g := &globals{stdin: stdin, stdout: stdout, stderr: stderr, stopping: new(atomic.Pointer[string])}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// The first signal lets moves in flight finish or undo themselves; a

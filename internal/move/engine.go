@@ -98,15 +98,19 @@ type Engine struct {
 	// giving out the old home, or letting a held user in, or keeping a
 	// released one out). An error is logged, not fatal.
 	EntryChanged func(ctx context.Context, user string) error
-	Stub         bool   // leave a .forward stub on the old host
-	Marker       bool   // set the directory's hold marker while held
-	JournalDir   string // journals of this batch
-	LockDir      string // per-user locks, shared by every batch
-	Settle       time.Duration
-	PreCopy      bool  // copy the live home before the hold; hold only for the last difference
-	Margin       int64 // free space kept on a destination beyond the mailbox
-	Batch        string
-	Runner       string
+	// OtherJournals, if set, names more journal folders (the ad-hoc
+	// moves', other runs') where an unfinished move of a user makes a new
+	// one wait for `maildist recover`.
+	OtherJournals func() []string
+	Stub          bool   // leave a .forward stub on the old host
+	Marker        bool   // set the directory's hold marker while held
+	JournalDir    string // journals of this batch
+	LockDir       string // per-user locks, shared by every batch
+	Settle        time.Duration
+	PreCopy       bool  // copy the live home before the hold; hold only for the last difference
+	Margin        int64 // free space kept on a destination beyond the mailbox
+	Batch         string
+	Runner        string
 
 	// Events, if set, is told of every step taken.
 	Events func(runstate.Event)
@@ -912,11 +916,24 @@ func (e *Engine) lockUser(user string) (*fsutil.Lock, error) {
 func (e *Engine) LockPath(user string) string { return filepath.Join(e.LockDir, user+".lock") }
 
 // openJournalOf returns the path of an unfinished journal of user, if any.
+// It looks in JournalDir and in the folders OtherJournals names (other
+// runs, ad-hoc moves), reading only the journals named for user.
 func (e *Engine) openJournalOf(user string) string {
-	js, _ := listJournals(e.JournalDir)
-	for _, j := range js {
-		if j.Plan.User == user && !j.Terminal() {
-			return j.Path
+	dirs := []string{e.JournalDir}
+	if e.OtherJournals != nil {
+		dirs = append(dirs, e.OtherJournals()...)
+	}
+	for _, dir := range dirs {
+		ents, _ := os.ReadDir(dir)
+		for _, de := range ents {
+			name := de.Name()
+			if !strings.HasPrefix(name, user+".") || !strings.HasSuffix(name, ".journal") {
+				continue
+			}
+			j, err := readJournal(filepath.Join(dir, name))
+			if err == nil && j.Plan.User == user && !j.Terminal() {
+				return j.Path
+			}
 		}
 	}
 	return ""

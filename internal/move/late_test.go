@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/maildist/maildist/internal/delivery"
@@ -127,4 +128,37 @@ func TestLoginDuringPreCopyRefused(t *testing.T) {
 func inPlaceHold() *delivery.Command {
 	nop := func(context.Context, []string) ([]byte, error) { return nil, nil }
 	return &delivery.Command{HoldCmd: []string{"hold"}, ReleaseCmd: []string{"release"}, Run: nop}
+}
+
+// A user whose move in another batch (an ad-hoc move, another run) did
+// not finish is not moved again until recover has finished or undone it.
+func TestUnfinishedMoveElsewhereRefused(t *testing.T) {
+	f := newFixture(t, map[string]string{"alice": "h1"})
+	f.makeMaildir(t, "alice", "h1", 2)
+	adhoc := filepath.Join(f.dir, "state", "journal")
+	os.MkdirAll(adhoc, 0o755)
+	j, err := createJournal(adhoc, Plan{User: "alice", ID: "x1", From: "h1", To: "h2"}, Record{Step: StepCheck})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	e := f.engine(t)
+	e.JournalDir = filepath.Join(f.dir, "runs", "01", "journal")
+	r := e.Move(context.Background(), Request{User: "alice", To: "h2"})
+	if r.Outcome != OutcomeMoved {
+		t.Fatalf("without OtherJournals the run does not look: %+v", r)
+	}
+	f2 := newFixture(t, map[string]string{"bob": "h1"})
+	f2.makeMaildir(t, "bob", "h1", 2)
+	adhoc = filepath.Join(f2.dir, "state", "journal")
+	os.MkdirAll(adhoc, 0o755)
+	j, _ = createJournal(adhoc, Plan{User: "bob", ID: "x2", From: "h1", To: "h2"}, Record{Step: StepCheck})
+	j.Close()
+	e = f2.engine(t)
+	e.JournalDir = filepath.Join(f2.dir, "runs", "01", "journal")
+	e.OtherJournals = func() []string { return []string{adhoc} }
+	r = e.Move(context.Background(), Request{User: "bob", To: "h2"})
+	if r.Outcome != OutcomeRefused || r.Reason != ReasonInProgress || !strings.Contains(r.Err.Error(), "maildist recover") {
+		t.Fatalf("move: %+v; want refused, in progress, naming recover", r)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -255,13 +256,22 @@ func Engine(cfg *config.Config, opt Options) (*move.Engine, directory.Directory,
 		Stub:         cfg.Delivery.Stub == "forward",
 		Marker:       cfg.Directory.HoldMarker,
 		JournalDir:   jd,
-		LockDir:      filepath.Join(cfg.StateDir, "locks"),
-		Settle:       cfg.Delivery.Settle,
-		PreCopy:      cfg.Move.PreCopy && !opt.NoPreCopy,
-		Margin:       cfg.Delivery.Margin,
-		Batch:        opt.Batch,
-		Runner:       hostname,
-		Events:       opt.Events,
+		OtherJournals: func() []string {
+			// The ad-hoc moves' journals and every known run's, but this one.
+			dirs := []string{filepath.Join(cfg.StateDir, "journal")}
+			runs, _ := runstate.KnownRuns(cfg.StateDir)
+			for _, r := range runs {
+				dirs = append(dirs, filepath.Join(r, "journal"))
+			}
+			return slices.DeleteFunc(dirs, func(d string) bool { return filepath.Clean(d) == filepath.Clean(jd) })
+		},
+		LockDir: filepath.Join(cfg.StateDir, "locks"),
+		Settle:  cfg.Delivery.Settle,
+		PreCopy: cfg.Move.PreCopy && !opt.NoPreCopy,
+		Margin:  cfg.Delivery.Margin,
+		Batch:   opt.Batch,
+		Runner:  hostname,
+		Events:  opt.Events,
 	}
 	return e, dir, nil
 }
