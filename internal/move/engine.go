@@ -322,6 +322,10 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 			return m.res
 		}
 		m.res.Outcome, m.res.Reason, m.res.Err = OutcomeFailed, reason, err
+		if !m.heldAt.IsZero() {
+			// The user was held until the undo let them go.
+			m.res.Held = time.Since(m.heldAt)
+		}
 		e.emit(m.res, RecUndone, "undone", reason, err)
 		return m.res
 	}

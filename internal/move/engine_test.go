@@ -443,8 +443,8 @@ func TestEntryChangedHearsHoldSwitchRelease(t *testing.T) {
 		}
 		return nil
 	}
-	if r := e.Move(context.Background(), Request{User: "bob", To: "h2"}); r.Outcome == OutcomeMoved {
-		t.Fatal(r)
+	if r := e.Move(context.Background(), Request{User: "bob", To: "h2"}); r.Outcome == OutcomeMoved || r.Held <= 0 {
+		t.Fatalf("%+v: want undone, with the time bob was held", r)
 	}
 	want = []string{"bob held=true home=/h1/bob", "bob held=false home=/h1/bob"}
 	if !slices.Equal(heard, want) {

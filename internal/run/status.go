@@ -145,7 +145,8 @@ func ReadStatus(dir string) (*Status, error) {
 	evs, _ := runstate.ReadLog(filepath.Join(dir, runstate.LogFile))
 	var held []int64
 	for _, e := range evs {
-		if e.Step == StepResult && e.Outcome == move.OutcomeMoved {
+		// Moves, and moves undone after the hold began: the user was held.
+		if e.Step == StepResult && (e.Outcome == move.OutcomeMoved || e.HeldMS > 0) {
 			held = append(held, e.HeldMS)
 		}
 	}
