@@ -491,6 +491,13 @@ func (m *mover) precopy(ctx context.Context) error {
 		if (st.Bytes <= first.Bytes/50 || st.Bytes < 1<<20) && (changed <= firstN/50 || changed < 100) {
 			break
 		}
+		if pass == maxPreCopyPasses {
+			// The home changes as fast as it is copied: the hold will
+			// have much to copy. Say so; the move stays safe.
+			m.e.emit(m.res, StepPreCopy, "warning", "", fmt.Errorf(
+				"the precopy did not settle after %d passes (the last copied %d bytes, %d names): the hold will copy what changes meanwhile, and may be long",
+				pass, st.Bytes, changed))
+		}
 	}
 	return nil
 }
