@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/maildist/maildist/internal/config"
 	"github.com/maildist/maildist/internal/directory"
 	dirsql "github.com/maildist/maildist/internal/directory/sql"
 	"github.com/maildist/maildist/internal/directory/sql/sqltest"
@@ -344,5 +345,27 @@ func TestSurveyGoesOnPastBadSQLRows(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// move names the users whose moves have not finished, so that a user
+// left held by a crash is not forgotten while others are moved.
+func TestMoveWarnsOfUnfinishedMoves(t *testing.T) {
+	state := t.TempDir()
+	jd := filepath.Join(state, "journal")
+	os.MkdirAll(jd, 0o755)
+	line := `{"time":"2026-01-01T00:00:00Z","step":"check","plan":{"id":"x1","user":"carol","from":"h1","to":"h2"}}` + "\n" +
+		`{"time":"2026-01-01T00:00:01Z","step":"hold"}` + "\n"
+	os.WriteFile(filepath.Join(jd, "carol.x1.journal"), []byte(line), 0o644)
+	var errb strings.Builder
+	g := &globals{stderr: &errb}
+	warnUnfinished(g, &config.Config{StateDir: state}, "alice")
+	if !strings.Contains(errb.String(), "unfinished moves of carol") || !strings.Contains(errb.String(), "maildist recover") {
+		t.Errorf("stderr: %q", errb.String())
+	}
+	errb.Reset()
+	warnUnfinished(g, &config.Config{StateDir: state}, "carol")
+	if errb.Len() != 0 {
+		t.Errorf("warned of the user being moved: %q", errb.String())
 	}
 }

@@ -4,10 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/maildist/maildist/internal/config"
 	"github.com/maildist/maildist/internal/move"
+	"github.com/maildist/maildist/internal/runstate"
 )
 
 type moveOptions struct {
@@ -63,6 +69,7 @@ func runMove(ctx context.Context, opts moveOptions, g *globals, args []string) e
 		return err
 	}
 	defer dir.Close()
+	warnUnfinished(g, cfg, args[0])
 	r := e.Move(ctx, move.Request{User: args[0], To: args[1], Force: opts.force, Local: opts.local, Kick: opts.kick})
 	printResult(g, r)
 	return resultError(r)
@@ -100,4 +107,33 @@ func resultError(r move.Result) error {
 		return partialError{fmt.Sprintf("%s not moved: %v", r.User, r.Err)}
 	}
 	return r.Err
+}
+
+// warnUnfinished names the users (but the one given) whose moves (ad-hoc or in
+// any known run) have not finished: moves under way in another process,
+// or cut short, whose users may be held until `maildist recover` runs.
+func warnUnfinished(g *globals, cfg *config.Config, but string) {
+	dirs := []string{filepath.Join(cfg.StateDir, "journal")}
+	runs, _ := runstate.KnownRuns(cfg.StateDir)
+	for _, r := range runs {
+		dirs = append(dirs, filepath.Join(r, "journal"))
+	}
+	var users []string
+	for _, d := range dirs {
+		us, _ := move.UnfinishedUsers(d)
+		for _, u := range us {
+			if u != but && !slices.Contains(users, u) {
+				users = append(users, u)
+			}
+		}
+	}
+	if len(users) == 0 {
+		return
+	}
+	sort.Strings(users)
+	named := strings.Join(users[:min(len(users), 10)], ", ")
+	if len(users) > 10 {
+		named += fmt.Sprintf(", and %d more", len(users)-10)
+	}
+	g.logf("warning: unfinished moves of %s: under way in another maildist, or cut short and perhaps still held; if no other maildist is running, run `maildist recover`", named)
 }
