@@ -526,8 +526,14 @@ func (m *mover) check(ctx context.Context, req Request) (string, error) {
 		return ReasonError, err
 	}
 	if p.Stub {
-		if _, err := m.src.Lstat(ctx, p.NewHome); err == nil && !e.isStub(ctx, m.src, p) {
+		_, err := m.src.Lstat(ctx, p.NewHome)
+		switch {
+		case err == nil && !e.isStub(ctx, m.src, p):
 			return ReasonDestExists, fmt.Errorf("%s exists on %s (the old host), where the stub would go", p.NewHome, p.From)
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
+			// Found out now, not after the switch: the stub could not be
+			// made (an agent that does not know the new home's root).
+			return ReasonError, fmt.Errorf("the stub %s cannot be made on %s: %w", p.NewHome, p.From, err)
 		}
 	}
 	if err := e.Hold.Check(ctx, m.src, p.User, p.OldHome, p.UID, p.GID); err != nil {

@@ -2,12 +2,14 @@ package move
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/maildist/maildist/internal/delivery"
+	"github.com/maildist/maildist/internal/host"
 )
 
 // A hold that leaves the tree in place (postfix, command) cannot stop a
@@ -161,4 +163,40 @@ func TestUnfinishedMoveElsewhereRefused(t *testing.T) {
 	if r.Outcome != OutcomeRefused || r.Reason != ReasonInProgress || !strings.Contains(r.Err.Error(), "maildist recover") {
 		t.Fatalf("move: %+v; want refused, in progress, naming recover", r)
 	}
+}
+
+// outsideHost answers for paths under a root it does not know as an agent
+// started without the cluster's every root does.
+type outsideHost struct {
+	host.Host
+	root string
+}
+
+func (h outsideHost) Lstat(ctx context.Context, p string) (host.Info, error) {
+	if strings.HasPrefix(p, h.root+"/") {
+		return host.Info{}, fmt.Errorf("path %q: path is outside the cluster's roots", p)
+	}
+	return h.Host.Lstat(ctx, p)
+}
+
+// A stub that could not be made on the old host is found out by the
+// check, before anything is held, not after the switch.
+func TestStubThatCannotBeMadeRefusedAtCheck(t *testing.T) {
+	f := newFixture(t, map[string]string{"alice": "h1"})
+	f.makeMaildir(t, "alice", "h1", 2)
+	e := f.engine(t)
+	hostOf := e.Host
+	e.Host = func(n string) (host.Host, error) {
+		h, err := hostOf(n)
+		if n == "h1" && err == nil {
+			h = outsideHost{h, "/h2"}
+		}
+		return h, err
+	}
+	before := snapshot(t, f.real("h1", "/h1/alice"))
+	r := e.Move(context.Background(), Request{User: "alice", To: "h2"})
+	if r.Outcome != OutcomeRefused || !strings.Contains(r.Err.Error(), "the stub /h2/alice cannot be made on h1") {
+		t.Fatalf("move: %+v", r)
+	}
+	f.settled(t, "alice", "h1", before)
 }
