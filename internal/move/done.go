@@ -117,6 +117,24 @@ func (e *Engine) Done(ctx context.Context, opt DoneOptions) ([]DoneEntry, error)
 		return all, nil
 	}
 
+	// A user held again by a move that did not finish has mail that
+	// cannot leave the queue until recover ends that hold: not waited for.
+	heldNow := map[string]string{}
+	for _, u := range users {
+		if jp := e.openJournalOf(u); jp != "" {
+			heldNow[u] = jp
+		}
+	}
+	waitable := func(q map[string]bool) int {
+		n := 0
+		for u := range q {
+			if heldNow[u] == "" {
+				n++
+			}
+		}
+		return n
+	}
+
 	flush()
 	still := map[string]bool{}
 	if len(opt.Queue) > 0 {
@@ -127,10 +145,10 @@ func (e *Engine) Done(ctx context.Context, opt DoneOptions) ([]DoneEntry, error)
 				return nil, errors.Join(append(errs, err)...)
 			}
 			still = q
-			if len(q) == 0 || !time.Now().Before(deadline) {
+			if waitable(q) == 0 || !time.Now().Before(deadline) {
 				break
 			}
-			logf("waiting for queued mail of %d moved user(s)…", len(q))
+			logf("waiting for queued mail of %d moved user(s)…", waitable(q))
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
@@ -147,7 +165,13 @@ func (e *Engine) Done(ctx context.Context, opt DoneOptions) ([]DoneEntry, error)
 		p := j.Plan
 		d := DoneEntry{User: p.User, From: p.From, To: p.To}
 		if still[p.User] {
-			d.Status, d.Detail = DoneQueued, "mail still queued; stub kept"
+			d.Status, d.Detail = DoneQueued, "mail still queued; kept for the next done"
+			if p.Stub {
+				d.Detail = "mail still queued; stub kept"
+			}
+			if jp := heldNow[p.User]; jp != "" {
+				d.Detail += fmt.Sprintf("; held by a move that did not finish (%s): run `maildist recover`, then done again", jp)
+			}
 			out = append(out, d)
 			continue
 		}

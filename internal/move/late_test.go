@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/maildist/maildist/internal/delivery"
 	"github.com/maildist/maildist/internal/host"
@@ -199,4 +200,33 @@ func TestStubThatCannotBeMadeRefusedAtCheck(t *testing.T) {
 		t.Fatalf("move: %+v", r)
 	}
 	f.settled(t, "alice", "h1", before)
+}
+
+// done does not wait for the queued mail of a user whose later move did
+// not finish: that mail is held until recover; done says so at once.
+func TestDoneDoesNotWaitForAUserHeldAgain(t *testing.T) {
+	f := newFixture(t, map[string]string{"bob": "h1"})
+	f.makeMaildir(t, "bob", "h1", 3)
+	e := f.engine(t)
+	if r := e.Move(context.Background(), Request{User: "bob", To: "h2"}); r.Outcome != OutcomeMoved {
+		t.Fatal(r)
+	}
+	j, err := createJournal(e.JournalDir, Plan{User: "bob", ID: "again", From: "h2", To: "h1"}, Record{Step: StepCheck})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Append(Record{Step: StepHold})
+	j.Close()
+	queue, calls := filepath.Join(f.dir, "queue.sh"), filepath.Join(f.dir, "calls")
+	os.WriteFile(queue, []byte("#!/bin/sh\necho x >> "+calls+"\necho 'A1B2C3*    1234 Thu Dec  3 12:00:00  sender@x.org'\necho '                                         <bob@example.edu>'\n"), 0o755)
+	entries, err := e.Done(context.Background(), DoneOptions{Queue: []string{queue}, Domain: "example.edu", Timeout: 20 * time.Second, Poll: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Status != DoneQueued || !strings.Contains(entries[0].Detail, "maildist recover") {
+		t.Fatalf("done: %+v", entries)
+	}
+	if b, _ := os.ReadFile(calls); strings.Count(string(b), "x") != 1 {
+		t.Errorf("the queue was read %d times: done waited for mail that only recover can release", strings.Count(string(b), "x"))
+	}
 }
