@@ -334,7 +334,7 @@ func (r *runReporter) Round(n, todo int) {
 			mpb.PrependDecorators(decor.Name(fmt.Sprintf("round %d ", n)), decor.CountersNoUnit("%d/%d users")),
 			mpb.AppendDecorators(decor.Any(func(decor.Statistics) string { return r.status() })))
 	case "lines":
-		fmt.Fprintf(r.g.stderr, "%s round %d: %d moves to try\n", time.Now().Format("15:04:05"), n, todo)
+		fmt.Fprintf(r.g.stderr, "%s round %d: %s to try\n", time.Now().Format("15:04:05"), n, plural(todo, "move", "moves"))
 	}
 }
 
@@ -391,7 +391,7 @@ func (r *runReporter) Waiting(next time.Time, left int) {
 	}
 	r.mu.Unlock()
 	if r.mode != "none" {
-		fmt.Fprintf(r.globals().stderr, "%s %d moves left; next round at %s\n", time.Now().Format("15:04:05"), left, next.Format("15:04:05"))
+		fmt.Fprintf(r.globals().stderr, "%s %s left; next round at %s\n", time.Now().Format("15:04:05"), plural(left, "move", "moves"), next.Format("15:04:05"))
 	}
 }
 

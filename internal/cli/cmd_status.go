@@ -55,7 +55,7 @@ func runStatus(ctx context.Context, g *globals, dir string) error {
 	}
 	tw.Flush()
 	if h := s.HeldMS; h.Count > 0 {
-		fmt.Fprintf(g.stdout, "\nheld: %d moves, median %dms, 95th percentile %dms, longest %dms, %dms in all\n", h.Count, h.Median, h.P95, h.Max, h.Total)
+		fmt.Fprintf(g.stdout, "\nheld: %s, median %dms, 95th percentile %dms, longest %dms, %dms in all\n", plural(h.Count, "move", "moves"), h.Median, h.P95, h.Max, h.Total)
 	}
 	if len(s.MostTried) > 0 {
 		fmt.Fprintln(g.stdout, "\nusers not moved yet, most tried first:")
@@ -64,7 +64,7 @@ func runStatus(ctx context.Context, g *globals, dir string) error {
 			if u.Forever {
 				perm = " (not retried)"
 			}
-			fmt.Fprintf(g.stdout, "  %s %s→%s: %d tries, last %s%s\n", u.User, u.From, u.To, u.Tries, u.Last, perm)
+			fmt.Fprintf(g.stdout, "  %s %s→%s: %s, last %s%s\n", u.User, u.From, u.To, plural(u.Tries, "try", "tries"), u.Last, perm)
 		}
 	}
 	if s.InFlight > 0 {
@@ -84,4 +84,12 @@ func runStatus(ctx context.Context, g *globals, dir string) error {
 		fmt.Fprintf(g.stderr, "bad todo line: %s\n", b)
 	}
 	return nil
+}
+
+// plural is "1 move", "2 moves".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
