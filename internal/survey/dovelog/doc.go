@@ -24,12 +24,16 @@
 //
 // Scan's goroutines: pairing cannot be shared out, so one goroutine pairs
 // and the others (one fewer than the processors) read and parse blocks
-// ahead of it. The pairing goroutine never sleeps on a block no one is
-// working on: it reads and parses a block itself when no helper has
-// taken it, and parses a copy when a helper that took it does not finish
-// in about the time parsing should take (on a busy machine, a thread
-// that sleeps, or is not run, waits many milliseconds for its turn). A
-// file given as Mapped (a mapped file) is cut into blocks where it lies,
+// ahead of it, and do what they can of the pairer's work: they look the
+// users of a block up in the pairer's user table (which the pairer alone
+// writes, and which they read without locks) and ask Normalize about the
+// names they do not find there. The pairing goroutine never sleeps on a
+// block no one is working on: it reads and parses a block itself when no
+// helper has taken it, parses a later block while it waits for a helper,
+// and parses a copy when a helper that took a block does not finish in
+// about the time parsing should take (on a busy machine, a thread that
+// sleeps, or is not run, waits many milliseconds for its turn). A file
+// given as Mapped (a mapped file) is cut into blocks where it lies,
 // without a copy.
 //
 // Dates: a line whose date no calendar has (Feb 30, Apr 31,

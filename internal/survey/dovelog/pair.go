@@ -54,9 +54,13 @@ type PairOptions struct {
 	Since, Until time.Time
 	// Normalize maps a user name as the log writes it to the name the
 	// directory uses, and says whether the directory knows it. It is
-	// called once for each distinct name. Names it does not know keep
-	// their own totals, spelling by spelling. Nil keeps names as they
-	// are, each known.
+	// called at least once for each distinct name, from the goroutines
+	// that parse as well as from the one that pairs: it must be safe for
+	// concurrent use, and give a name the same answer every time. The
+	// name it is given may be valid only during the call (it may lie in
+	// a block of the log): it must keep no part of it. Names it does not
+	// know keep their own totals, spelling by spelling. Nil keeps names
+	// as they are, each known.
 	Normalize func(logName string) (name string, known bool)
 	// OnSession, if set, sees every session as it closes.
 	OnSession func(Session)
@@ -85,8 +89,18 @@ type rec struct {
 	sid      uint64
 	host     uint64
 	pid      int32
+	uid      int32 // the user's index + 1, if a parser found it; else 0
+	named    int32 // the Normalize answer for user, if a parser asked: index + 1 in the block's; else 0
 	kind     Kind
 	svc      Service
+}
+
+// named is what Normalize said of a log name, asked by a parser for the
+// pairer.
+type named struct {
+	name  string    // the directory's name, if known
+	key   [2]uint64 // its hash, if known
+	known bool
 }
 
 func (ev *Event) rec() rec {
@@ -120,6 +134,7 @@ type Pairer struct {
 	names  arena
 	byHash *userTable // 128-bit hash of a log name → users index
 	byName *userTable // 128-bit hash of a normalised name → users index
+	named  []named    // the Normalize answers of the block whose events are added (Scan's)
 
 	hosts    map[hostKey]int32
 	lastHost hostKey
@@ -302,7 +317,10 @@ func (p *Pairer) hostID(src int, h uint64) int32 {
 	return id
 }
 
-func (p *Pairer) userID(raw []byte, h [2]uint64) int32 {
+// userID returns the index of the user a log name names, making one for
+// a name not seen before. nm is what Normalize said of it, if a parser
+// asked it already.
+func (p *Pairer) userID(raw []byte, h [2]uint64, nm *named) int32 {
 	if id := p.byHash.get(h); id >= 0 {
 		return id
 	}
@@ -311,22 +329,37 @@ func (p *Pairer) userID(raw []byte, h [2]uint64) int32 {
 		// Each log name is its own user, and this one is new.
 		id = p.newUser(raw, true)
 	} else {
-		name, known := p.opt.Normalize(string(raw))
-		if !known {
+		if nm == nil {
+			nm = &named{}
+			nm.name, nm.known = p.opt.Normalize(string(raw))
+			if nm.known {
+				nm.key = nameKey(nm.name)
+			}
+		}
+		if !nm.known {
 			// Not the directory's: its totals are not wanted, so it need
 			// not be merged with other spellings of it either.
 			id = p.newUser(raw, false)
-		} else {
-			nb := []byte(name)
-			k := [2]uint64{maphash.Bytes(hashSeed, nb), maphash.Bytes(hashSeed2, nb)}
-			if id = p.byName.get(k); id < 0 {
-				id = p.newUser(nb, true)
-				p.byName.put(k, id)
-			}
+		} else if id = p.byName.get(nm.key); id < 0 {
+			id = p.newUser([]byte(nm.name), true)
+			p.byName.put(nm.key, id)
 		}
 	}
 	p.byHash.put(h, id)
 	return id
+}
+
+// nameKey is the key of a normalised name in byName.
+func nameKey(name string) [2]uint64 {
+	return [2]uint64{maphash.String(hashSeed, name), maphash.String(hashSeed2, name)}
+}
+
+// namedOf is what a parser found Normalize to say of r's user, if it asked.
+func (p *Pairer) namedOf(r *rec) *named {
+	if i := int(r.named) - 1; i >= 0 && i < len(p.named) {
+		return &p.named[i]
+	}
+	return nil
 }
 
 func (p *Pairer) newUser(name []byte, known bool) int32 {
@@ -344,7 +377,10 @@ func (p *Pairer) newUser(name []byte, known bool) int32 {
 
 func (p *Pairer) login(src int, ev *rec) {
 	p.stats.Logins++
-	u := p.userID(ev.user, ev.userHash)
+	u := ev.uid - 1
+	if ev.uid == 0 {
+		u = p.userID(ev.user, ev.userHash, p.namedOf(ev))
+	}
 	h := p.hostID(src, ev.host)
 	sid := ev.sid
 	if sid != 0 {
@@ -394,7 +430,10 @@ func (p *Pairer) end(src int, ev *rec) {
 			}
 		}
 	}
-	u := p.userID(ev.user, ev.userHash)
+	u := ev.uid - 1
+	if ev.uid == 0 {
+		u = p.userID(ev.user, ev.userHash, p.namedOf(ev))
+	}
 	// By pid, then the oldest open session; ids given on both sides must agree.
 	match := int32(-1)
 	for i := p.users.at(u).head; i >= 0; i = p.sess[i].next {
@@ -528,23 +567,28 @@ func (p *Pairer) Each(fn func(name string, t Totals)) {
 	}
 }
 
-// prefetch touches the table slots and user records that recs will need,
-// with no effect but on the caches: the loads do not depend on each
-// other, so the processor overlaps their misses, which add, one event at
-// a time, cannot. It returns a value only so the loads are not removed.
+// prefetch touches the user table's slots and the user records that
+// recs will need, with no effect but on the caches: the loads do not
+// depend on each other, so the processor overlaps their misses, which
+// add, one event at a time, cannot. It returns a value only so the loads
+// are not removed.
 func (p *Pairer) prefetch(recs []rec) uint64 {
 	var sink uint64
-	t := p.byHash
+	t := p.byHash.cur.Load()
 	for i := range recs {
 		r := &recs[i]
 		if r.kind != Login && r.kind != End {
 			continue
 		}
+		if r.uid > 0 { // a parser found the user
+			sink += uint64(p.users.at(r.uid - 1).open)
+			continue
+		}
 		s := &t.slots[r.userHash[0]&t.mask]
 		switch {
-		case s.id > 0 && s.k0 == r.userHash[0]:
-			sink += uint64(p.users.at(s.id - 1).open)
-		case s.id == 0 && len(r.user) > 0:
+		case s.w != 0 && s.k0 == r.userHash[0]:
+			sink += uint64(p.users.at(int32(s.w>>32) - 1).open)
+		case s.w == 0 && len(r.user) > 0:
 			sink += uint64(r.user[0]) // a new user: its name is copied
 		}
 	}

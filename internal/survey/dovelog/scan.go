@@ -8,6 +8,7 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -137,7 +138,7 @@ func Scan(ctx context.Context, streams []Stream, pr *Pairer, opt ScanOptions) (r
 	defer cancel()
 
 	win := window{pr.since, pr.until}
-	pl := newPool(opt, win)
+	pl := newPool(opt, win, pr.byHash, pr.opt.Normalize)
 	heads := make([]*cursor, len(streams))
 	for i := range streams {
 		heads[i] = newCursor(ctx, &streams[i], opt, pl)
@@ -190,6 +191,7 @@ func Scan(ctx context.Context, streams []Stream, pr *Pairer, opt ScanOptions) (r
 			c.fetched = min(c.pos+prefetchWindow, len(c.job.events))
 			sink += pr.prefetch(c.job.events[c.pos:c.fetched])
 		}
+		pr.named = c.job.named
 		pr.add(i, &c.job.events[c.pos])
 		c.pos++
 		if n++; n&0xffff == 0 && ctx.Err() != nil {
@@ -302,6 +304,7 @@ type job struct {
 	feed  *feed
 
 	events   []rec
+	named    []named // Normalize's answers, for events[…].named
 	lines    int64
 	minTime  int64
 	maxTime  int64
@@ -337,6 +340,10 @@ type pool struct {
 	examples int
 	win      window
 	loc      *time.Location
+	users    *userTable // the pairer's, where parsers look users up
+	// normalize is the pairer's Normalize, asked by the parsers about
+	// names they did not find.
+	normalize func(string) (string, bool)
 
 	psPerByte int64 // atomic: parsing time, picoseconds a byte
 
@@ -347,8 +354,8 @@ type pool struct {
 	next   int // feed to look at first
 }
 
-func newPool(opt ScanOptions, win window) *pool {
-	pl := &pool{examples: opt.Examples, win: win, loc: opt.Loc}
+func newPool(opt ScanOptions, win window, users *userTable, normalize func(string) (string, bool)) *pool {
+	pl := &pool{examples: opt.Examples, win: win, loc: opt.Loc, users: users, normalize: normalize}
 	pl.cond.L = &pl.mu
 	return pl
 }
@@ -428,7 +435,7 @@ func (pl *pool) parse(p *Parser, j *job) {
 		}()
 	}
 	p.use(j.ref)
-	parseBlock(p, j, pl.examples, pl.win)
+	parseBlock(p, j, pl.examples, pl.win, finder{slots: pl.users.cur.Load(), normalize: pl.normalize})
 }
 
 // learn keeps a running mean of the time parsing takes a byte.
@@ -620,7 +627,7 @@ func (f *feed) newJob(file, size int) *job {
 		j = &job{}
 	}
 	f.mu.Unlock()
-	*j = job{file: file, buf: j.buf[:0], events: j.events[:0], problems: j.problems[:0], done: make(chan struct{}), feed: f}
+	*j = job{file: file, buf: j.buf[:0], events: j.events[:0], named: j.named[:0], problems: j.problems[:0], done: make(chan struct{}), feed: f}
 	if cap(j.buf) < size {
 		j.buf = make([]byte, 0, size)
 	}
@@ -962,8 +969,11 @@ func (c *cursor) close() {
 	c.feed.end()
 }
 
-// parseBlock parses the lines of one block into its job.
-func parseBlock(p *Parser, j *job, examples int, win window) {
+// parseBlock parses the lines of one block into its job, and has f find
+// the users of its events a few at a time, while their lines are in the
+// cache.
+func parseBlock(p *Parser, j *job, examples int, win window, f finder) {
+	found := 0 // events whose users f looked for
 	var ev Event
 	data := j.data
 	for len(data) > 0 {
@@ -989,6 +999,10 @@ func parseBlock(p *Parser, j *job, examples int, win window) {
 		switch ev.Kind {
 		case Login, End, Restart, ChildGone:
 			j.events = append(j.events, ev.rec())
+			if len(j.events)-found == finderBatch {
+				f.find(j, found)
+				found = len(j.events)
+			}
 		case Malformed:
 			if len(j.problems) < examples {
 				text := line
@@ -999,4 +1013,60 @@ func parseBlock(p *Parser, j *job, examples int, win window) {
 			}
 		}
 	}
+	if found < len(j.events) {
+		f.find(j, found)
+	}
+}
+
+// finder looks the users of events up in the pairer's table, as far as
+// the pairer had filled it when the block was taken, so that the pairer,
+// which alone can fill it, does not have to. Of a name it does not find
+// (most likely new) it asks normalize, if set, for the pairer, unless the
+// event is an end the pairer can pair by its session id without its
+// user.
+type finder struct {
+	slots     *userSlots
+	normalize func(string) (string, bool)
+}
+
+// finderBatch is how many events a finder takes at a time: first every
+// slot their lookups start at is touched (misses that overlap), then they
+// are looked up (hits, as long as so few pages that their addresses stay
+// cached too).
+const finderBatch = 64
+
+// find finds the users of the events of j from the one at lo on.
+func (f finder) find(j *job, lo int) {
+	recs := j.events[lo:]
+	var sink uint64
+	for i := range recs {
+		if r := &recs[i]; r.kind == Login || r.kind == End {
+			sink += f.slots.touch(r.userHash)
+		}
+	}
+	for i := range recs {
+		r := &recs[i]
+		if r.kind != Login && r.kind != End {
+			continue
+		}
+		r.uid = f.slots.get(r.userHash) + 1
+		if r.uid == 0 && f.normalize != nil && (r.kind == Login || r.sid == 0) {
+			j.named = append(j.named, ask(f.normalize, r.user))
+			r.named = int32(len(j.named))
+		}
+	}
+	if sink == 1 {
+		prefetchSink.Add(1)
+	}
+}
+
+// ask asks normalize about a log name without copying it first (the name
+// is only read during the call), and keeps a copy of the answer.
+func ask(normalize func(string) (string, bool), name []byte) named {
+	norm, known := normalize(unsafe.String(unsafe.SliceData(name), len(name)))
+	if !known {
+		return named{}
+	}
+	norm = strings.Clone(norm) // it may be the name itself, in the block
+	return named{name: norm, key: nameKey(norm), known: true}
 }

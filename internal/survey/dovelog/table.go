@@ -1,5 +1,7 @@
 package dovelog
 
+import "sync/atomic"
+
 // userTable maps a user key to a user index. Open addressing with linear
 // probing on the key's first word, which is already a good hash: a lookup
 // usually touches one cache line (four 16-byte slots to a line) and
@@ -7,16 +9,27 @@ package dovelog
 // on all of them are one user, which for a million names happens with
 // odds of about one in 10^17. It holds no pointers, so the garbage
 // collector never scans it.
+//
+// One goroutine writes it (the pairer) while others may look keys up
+// (the parsers, ahead of it): a slot, once filled, never changes, its
+// key stored before the word that fills it, and a larger table replaces
+// a full one whole. A reader may so miss a key put a moment ago (it then
+// leaves the lookup to the pairer) but never finds a wrong one.
 type userTable struct {
-	slots []userSlot
-	mask  uint64
-	n     int
+	cur atomic.Pointer[userSlots]
+	n   int // the writer's
 }
 
+type userSlots struct {
+	slots []userSlot
+	mask  uint64
+}
+
+// userSlot holds k0 and, in w, k1 (low half) and the index + 1 (high
+// half; 0 is an empty slot).
 type userSlot struct {
 	k0 uint64
-	k1 uint32
-	id int32 // index + 1; 0 is an empty slot
+	w  uint64
 }
 
 func newUserTable(hint int) *userTable {
@@ -24,50 +37,66 @@ func newUserTable(hint int) *userTable {
 	for size < 2*hint {
 		size *= 2
 	}
-	return &userTable{slots: make([]userSlot, size), mask: uint64(size - 1)}
+	t := &userTable{}
+	t.cur.Store(&userSlots{slots: make([]userSlot, size), mask: uint64(size - 1)})
+	return t
 }
 
-// get returns the index stored for key, or -1.
-func (t *userTable) get(k [2]uint64) int32 {
-	k1 := uint32(k[1])
+// get returns the index stored for key, or -1. Any goroutine may call it.
+func (t *userTable) get(k [2]uint64) int32 { return t.cur.Load().get(k) }
+
+func (t *userSlots) get(k [2]uint64) int32 {
+	k1 := uint64(uint32(k[1]))
 	for i := k[0] & t.mask; ; i = (i + 1) & t.mask {
 		s := &t.slots[i]
-		if s.id == 0 {
+		w := atomic.LoadUint64(&s.w)
+		if w == 0 {
 			return -1
 		}
-		if s.k0 == k[0] && s.k1 == k1 {
-			return s.id - 1
+		if w&0xffffffff == k1 && atomic.LoadUint64(&s.k0) == k[0] {
+			return int32(w>>32) - 1
 		}
 	}
 }
 
-// put stores a key that is not in the table.
+// touch loads the slot a lookup of k starts at, so that the lookup finds
+// it in the cache; it returns a value only so that the load is made.
+func (t *userSlots) touch(k [2]uint64) uint64 {
+	return atomic.LoadUint64(&t.slots[k[0]&t.mask].w)
+}
+
+// put stores a key that is not in the table. Only the writer calls it.
 func (t *userTable) put(k [2]uint64, id int32) {
-	if 2*(t.n+1) > len(t.slots) {
-		t.grow()
+	cur := t.cur.Load()
+	if 2*(t.n+1) > len(cur.slots) {
+		cur = t.grow(cur)
 	}
-	t.insert(k[0], uint32(k[1]), id+1)
+	cur.insert(k[0], uint64(uint32(k[1]))|uint64(id+1)<<32)
 	t.n++
 }
 
-func (t *userTable) insert(k0 uint64, k1 uint32, id int32) {
+func (t *userSlots) insert(k0, w uint64) {
 	for i := k0 & t.mask; ; i = (i + 1) & t.mask {
-		if s := &t.slots[i]; s.id == 0 {
-			*s = userSlot{k0, k1, id}
+		if s := &t.slots[i]; s.w == 0 {
+			atomic.StoreUint64(&s.k0, k0)
+			atomic.StoreUint64(&s.w, w)
 			return
 		}
 	}
 }
 
-func (t *userTable) grow() {
-	old := t.slots
-	t.slots = make([]userSlot, 2*len(old))
-	t.mask = uint64(len(t.slots) - 1)
-	for _, s := range old {
-		if s.id != 0 {
-			t.insert(s.k0, s.k1, s.id)
+// grow puts the slots into a table twice the size and puts that in the
+// old one's place.
+func (t *userTable) grow(old *userSlots) *userSlots {
+	size := 2 * len(old.slots)
+	nt := &userSlots{slots: make([]userSlot, size), mask: uint64(size - 1)}
+	for i := range old.slots {
+		if s := &old.slots[i]; s.w != 0 {
+			nt.insert(s.k0, s.w)
 		}
 	}
+	t.cur.Store(nt)
+	return nt
 }
 
 // chunked is a growable array that never moves what it holds (no copying

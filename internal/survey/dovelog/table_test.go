@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"unsafe"
 )
@@ -62,6 +64,47 @@ func TestUserTableGrows(t *testing.T) {
 	}
 	if tab.get([2]uint64{1, 2}) != -1 {
 		t.Fatal("absent key found")
+	}
+}
+
+// Readers that look keys up while the writer puts more (and the table
+// grows under them) may miss a key, never find a wrong index.
+func TestUserTableReadWhileWritten(t *testing.T) {
+	const n = 50_000
+	key := func(i int) [2]uint64 { return [2]uint64{uint64(i) * 0x9e3779b97f4a7c15, uint64(i) ^ 0x5555} }
+	tab := newUserTable(0)
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	var found atomic.Int64
+	for r := 0; r < 3; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(r), 9))
+			for !done.Load() {
+				i := rng.IntN(n)
+				if got := tab.get(key(i)); got >= 0 {
+					found.Add(1)
+					if got != int32(i) {
+						t.Errorf("key %d: index %d", i, got)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		tab.put(key(i), int32(i))
+	}
+	done.Store(true)
+	wg.Wait()
+	for i := 0; i < n; i++ {
+		if got := tab.get(key(i)); got != int32(i) {
+			t.Fatalf("after the writes: key %d: index %d", i, got)
+		}
+	}
+	if found.Load() == 0 {
+		t.Log("the readers found nothing while the table was written")
 	}
 }
 
