@@ -56,6 +56,13 @@ func issue(t *testing.T, dir, name, role string) *pki.Loaded {
 
 func newCluster(t *testing.T, names ...string) *testCluster {
 	t.Helper()
+	return newClusterIdle(t, 0, names...)
+}
+
+// newClusterIdle is newCluster with agents that give up a stream that
+// moves nothing for idle (0: their default).
+func newClusterIdle(t *testing.T, idle time.Duration, names ...string) *testCluster {
+	t.Helper()
 	tc := &testCluster{ca: t.TempDir(), certs: map[string]*pki.Loaded{}, fsroot: map[string]string{}, url: map[string]string{},
 		clients: map[string]*agentapi.Client{}, hosts: map[string]*cluster.Host{}}
 	if err := pki.Init(tc.ca, "", "", time.Now()); err != nil {
@@ -73,7 +80,8 @@ func newCluster(t *testing.T, names ...string) *testCluster {
 		os.MkdirAll(filepath.Join(fsr, roots[i]), 0o711)
 		tc.fsroot[n] = fsr
 		// r9 is the root of a host that is a folder of the coordinator.
-		s, err := agent.New(agent.Options{TLS: tc.certs[n], FSRoot: fsr, Roots: append(roots, "/r9"), Version: "test", Log: log.New(io.Discard, "", 0)})
+		s, err := agent.New(agent.Options{TLS: tc.certs[n], FSRoot: fsr, Roots: append(roots, "/r9"), Version: "test", Log: log.New(io.Discard, "", 0),
+			Idle: idle})
 		if err != nil {
 			t.Fatal(err)
 		}

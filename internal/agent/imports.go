@@ -193,7 +193,7 @@ func (s *Server) importData(w http.ResponseWriter, r *http.Request, id pki.Ident
 	if se.caller != id.Name {
 		return fmt.Errorf("the import was planned by %s, not %s: %w", se.caller, id.Name, proto.ErrForbidden)
 	}
-	in := &deadlineReader{r: r.Body, rc: http.NewResponseController(w), idle: time.Minute}
+	in := &deadlineReader{r: r.Body, rc: http.NewResponseController(w), idle: s.opt.Idle}
 	st, err := se.rcv.Receive(r.Context(), in)
 	s.metrics.bytesIn.Add(float64(st.Bytes))
 	s.metrics.wireIn.Add(float64(in.n))
@@ -225,7 +225,7 @@ type deadlineReader struct {
 }
 
 func (d *deadlineReader) Read(p []byte) (int, error) {
-	if now := time.Now(); now.Sub(d.last) > time.Second {
+	if now := time.Now(); now.Sub(d.last) > min(time.Second, d.idle/4) {
 		d.rc.SetReadDeadline(now.Add(d.idle))
 		d.last = now
 	}

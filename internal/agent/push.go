@@ -110,7 +110,7 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request, id pki.Identity) e
 				mu.Lock()
 				l := progress()
 				mu.Unlock()
-				line(l) // an empty line keeps the connection known alive
+				line(l) // an empty line keeps the connection known alive; only bytes count as progress
 			}
 		}
 	}()
@@ -168,14 +168,24 @@ func (s *Server) pushTo(ctx context.Context, src, dst, to, toName, tk string, mo
 	pr, pw := io.Pipe()
 	var sst xfer.SendStats
 	var serr error
-	ew := &errWriter{w: pw}
+	// The stream gives up when the destination takes no byte for the idle
+	// period while there is something to send: a frozen agent (or a
+	// network that drops everything) would hold the write, and the move,
+	// for ever.
+	dctx, dcancel := context.WithCancelCause(ctx)
+	defer dcancel(nil)
+	wd := &watchdog{r: pr}
+	wd.last.Store(time.Now().UnixNano())
+	stopWatch := wd.watch(dcancel, s.opt.Idle)
+	defer stopWatch()
+	ew := &errWriter{w: wd.writer(pw)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		sst, serr = xfer.Send(ctx, s.opt.FSRoot, src, m, need, ew, xfer.SendOptions{Mode: mode, Compress: compress, Limit: lim, Progress: progress})
+		sst, serr = xfer.Send(dctx, s.opt.FSRoot, src, m, need, ew, xfer.SendOptions{Mode: mode, Compress: compress, Limit: lim, Progress: progress})
 		pw.Close()
 	}()
-	req, err = http.NewRequestWithContext(ctx, http.MethodPost, to+"/v1/imports/data?"+url.Values{"token": {tok}}.Encode(), pr)
+	req, err = http.NewRequestWithContext(dctx, http.MethodPost, to+"/v1/imports/data?"+url.Values{"token": {tok}}.Encode(), wd)
 	if err != nil {
 		pr.CloseWithError(err)
 		<-done
@@ -187,6 +197,12 @@ func (s *Server) pushTo(ctx context.Context, src, dst, to, toName, tk string, mo
 	<-done
 	s.metrics.bytesOut.Add(float64(sst.Bytes))
 	s.metrics.wireOut.Add(float64(sst.Wire))
+	if cause := context.Cause(dctx); errors.Is(cause, errStalled) {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		return proto.Stats{}, netError{fmt.Errorf("stream to %s: %w", toName, cause)}
+	}
 	if serr != nil && ew.err == nil {
 		// The sender failed here (a special file, a vanished one under a
 		// hold): that is the error, not what the receiver made of it.
@@ -212,6 +228,64 @@ func (s *Server) pushTo(ctx context.Context, src, dst, to, toName, tk string, mo
 	out.Wire, out.Blocks, out.Zstd = sst.Wire, sst.Blocks, sst.Zstd
 	return out, nil
 }
+
+// errStalled: the destination took no byte of the stream for the idle
+// period.
+var errStalled = errors.New("the other agent took no byte for the idle period (frozen, or the network drops everything)")
+
+// watchdog watches a stream through a pipe: the sender's writes (pending
+// says since when one waits) and the HTTP transport's reads of the body
+// (each a sign the connection took bytes).
+type watchdog struct {
+	r       io.Reader
+	last    atomic.Int64 // unix ns: the last read of the body, or the start of a write that waits
+	pending atomic.Bool  // a write waits for the transport
+}
+
+func (w *watchdog) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if n > 0 {
+		w.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+func (w *watchdog) writer(pw io.Writer) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		w.last.Store(time.Now().UnixNano())
+		w.pending.Store(true)
+		defer w.pending.Store(false)
+		return pw.Write(p)
+	})
+}
+
+// watch calls cancel(errStalled) when a write has waited for idle with
+// no byte taken. The returned func stops watching.
+func (w *watchdog) watch(cancel context.CancelCauseFunc, idle time.Duration) func() {
+	stop := make(chan struct{})
+	every := max(idle/8, 10*time.Millisecond)
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-t.C:
+				if w.pending.Load() && now.Sub(time.Unix(0, w.last.Load())) > idle {
+					cancel(fmt.Errorf("%w: none for %v", errStalled, idle))
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(stop) }) }
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // errWriter remembers the first error of the writer under it: an error
 // there is the connection's.

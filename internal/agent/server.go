@@ -44,6 +44,9 @@ type Options struct {
 	// Log, if set, gets a line for each request that failed, and for
 	// holds and transfers.
 	Log *log.Logger
+	// Idle is how long a stream to or from another agent may go without
+	// a byte moving before it is given up (default a minute).
+	Idle time.Duration
 }
 
 // Server is an agent: a host.Local under FSRoot, served over HTTPS.
@@ -117,6 +120,9 @@ func New(opt Options) (*Server, error) {
 		holds:   map[string]time.Time{},
 	}
 	s.opt.FSRoot = fsroot
+	if s.opt.Idle <= 0 {
+		s.opt.Idle = time.Minute
+	}
 	return s, nil
 }
 

@@ -62,6 +62,9 @@ type Options struct {
 	Flush, Queue []string
 	// AllowUnsafe is passed on to a rename hold's check.
 	AllowUnsafe bool
+	// Idle is how long a transfer may go without a byte moving before it
+	// is given up (default a minute).
+	Idle time.Duration
 }
 
 // Pool makes and keeps the clients of a cluster's agents.
@@ -83,6 +86,9 @@ func NewPool(opt Options) *Pool {
 	}
 	if opt.RetryFor <= 0 {
 		opt.RetryFor = 20 * time.Second
+	}
+	if opt.Idle <= 0 {
+		opt.Idle = idleLimit
 	}
 	if opt.Attempts <= 0 {
 		// With the waits between them (¼ s doubling to 4 s), about 20 s.

@@ -62,6 +62,7 @@ func (c *Client) CopyTree(ctx context.Context, t host.Transfer) (tree.Stats, err
 		return tree.Stats{}, fmt.Errorf("copy %s → %s: neither end is an agent", t.Src.Name(), t.Dst.Name())
 	}
 	var err error
+	var firstFail time.Time
 	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		var st proto.Stats
@@ -69,7 +70,13 @@ func (c *Client) CopyTree(ctx context.Context, t host.Transfer) (tree.Stats, err
 		if err == nil {
 			return treeStats(st), nil
 		}
-		if attempt >= p.opt.Attempts || !retryable(err) || ctx.Err() != nil {
+		if firstFail.IsZero() {
+			firstFail = time.Now()
+		}
+		// Tried again for Attempts, and for no longer than RetryFor after
+		// the first failure: an agent that hangs (each attempt waiting
+		// for it) must not hold the move for Attempts times as long.
+		if attempt >= p.opt.Attempts || time.Since(firstFail) > p.opt.RetryFor || !retryable(err) || ctx.Err() != nil {
 			break
 		}
 		select {
@@ -111,7 +118,11 @@ func (p *Pool) announce(ctx context.Context, dst *Client, from string, t host.Tr
 	if resume {
 		f.Set("resume", "1")
 	}
-	// Once: CopyTree tries the whole transfer again.
+	// Once: CopyTree tries the whole transfer again. A ticket is made at
+	// once: an agent that does not answer in the idle period is gone (or
+	// frozen, its connections still open).
+	ctx, cancel := context.WithTimeout(ctx, p.opt.Idle)
+	defer cancel()
 	resp, err := dst.do(ctx, request{method: http.MethodPost, path: "/v1/imports", form: f, once: true})
 	if err != nil {
 		return "", fmt.Errorf("announce the import: %w", err)
@@ -135,9 +146,12 @@ func (p *Pool) push(ctx context.Context, src, dst *Client, t host.Transfer, resu
 	if r := p.share(t.Limit); r > 0 {
 		f.Set("rate", strconv.FormatFloat(r, 'f', 0, 64))
 	}
-	// The source says something every half second: silence for long
-	// means it, or the way to it, is gone without a word.
-	ctx, touch, stop := idleCancel(ctx, idleLimit)
+	// The source says something every half second, with the bytes sent
+	// since. Only bytes moving count: a source whose lines say nothing
+	// moves for the idle period is stuck (the destination frozen), and
+	// silence means it, or the way to it, is gone without a word. The
+	// scan and the plan must fit in the period too.
+	ctx, touch, stop := idleCancel(ctx, p.opt.Idle)
 	defer stop()
 	resp, err := src.do(ctx, request{method: http.MethodPost, path: "/v1/push", form: f, once: true})
 	if err != nil {
@@ -148,15 +162,17 @@ func (p *Pool) push(ctx context.Context, src, dst *Client, t host.Transfer, resu
 	for {
 		var l proto.PushLine
 		err := dec.Decode(&l)
-		touch()
 		if err != nil {
 			return proto.Stats{}, &netError{fmt.Errorf("agent %s: the push's answer ended early: %w", src.name, err)}
 		}
 		if l.Error != nil {
 			return proto.Stats{}, l.Error.Err(src.name)
 		}
-		if l.Bytes > 0 && t.Progress != nil {
-			t.Progress(l.Bytes)
+		if l.Bytes > 0 {
+			touch()
+			if t.Progress != nil {
+				t.Progress(l.Bytes)
+			}
 		}
 		if l.Stats != nil {
 			return *l.Stats, nil
@@ -246,7 +262,7 @@ func (p *Pool) download(ctx context.Context, src *Client, dst *host.Local, t hos
 	if r := p.share(t.Limit); r > 0 {
 		q.Set("rate", strconv.FormatFloat(r, 'f', 0, 64))
 	}
-	ctx, touch, stop := idleCancel(ctx, idleLimit)
+	ctx, touch, stop := idleCancel(ctx, p.opt.Idle)
 	defer stop()
 	resp, err := src.do(ctx, request{method: http.MethodPost, path: "/v1/export", query: q, body: body.Bytes()})
 	if err != nil {
@@ -281,7 +297,8 @@ func connErr(err error) bool {
 		errors.Is(err, net.ErrClosed)
 }
 
-// idleLimit is how long a transfer may go without a sign of life.
+// idleLimit is how long a transfer may go without a byte moving, by
+// default (Options.Idle).
 const idleLimit = time.Minute
 
 // idleCancel returns a context that ends when touch has not been called
@@ -299,7 +316,9 @@ type touchReader struct {
 
 func (t *touchReader) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
-	t.touch()
+	if n > 0 {
+		t.touch()
+	}
 	return n, err
 }
 
