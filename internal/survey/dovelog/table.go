@@ -155,23 +155,28 @@ func (a *arena) get(s span) string {
 // sidTable maps a session key (already a hash) to an open session's
 // index. Linear probing; deletion shifts later entries back, so there are
 // no tombstones and lookups stay short however many sessions come and go.
+// A key and its value share a slot: a lookup reads one cache line.
 type sidTable struct {
-	keys []uint64 // 0: empty
-	vals []int32
-	mask uint64
-	n    int
+	slots []sidSlot
+	mask  uint64
+	n     int
+}
+
+type sidSlot struct {
+	k uint64 // 0: empty
+	v int32
 }
 
 func newSidTable() *sidTable {
 	const size = 1024
-	return &sidTable{keys: make([]uint64, size), vals: make([]int32, size), mask: size - 1}
+	return &sidTable{slots: make([]sidSlot, size), mask: size - 1}
 }
 
 func (t *sidTable) get(k uint64) (int32, bool) {
 	for i := k & t.mask; ; i = (i + 1) & t.mask {
-		switch t.keys[i] {
+		switch s := &t.slots[i]; s.k {
 		case k:
-			return t.vals[i], true
+			return s.v, true
 		case 0:
 			return 0, false
 		}
@@ -180,16 +185,16 @@ func (t *sidTable) get(k uint64) (int32, bool) {
 
 // set stores or replaces k's value.
 func (t *sidTable) set(k uint64, v int32) {
-	if 2*(t.n+1) > len(t.keys) {
-		t.resize(2 * len(t.keys))
+	if 2*(t.n+1) > len(t.slots) {
+		t.resize(2 * len(t.slots))
 	}
 	for i := k & t.mask; ; i = (i + 1) & t.mask {
-		switch t.keys[i] {
+		switch s := &t.slots[i]; s.k {
 		case k:
-			t.vals[i] = v
+			s.v = v
 			return
 		case 0:
-			t.keys[i], t.vals[i] = k, v
+			*s = sidSlot{k, v}
 			t.n++
 			return
 		}
@@ -198,30 +203,30 @@ func (t *sidTable) set(k uint64, v int32) {
 
 func (t *sidTable) del(k uint64) {
 	i := k & t.mask
-	for ; t.keys[i] != k; i = (i + 1) & t.mask {
-		if t.keys[i] == 0 {
+	for ; t.slots[i].k != k; i = (i + 1) & t.mask {
+		if t.slots[i].k == 0 {
 			return
 		}
 	}
 	// Shift back every entry of the run that its home slot allows.
-	for j := (i + 1) & t.mask; t.keys[j] != 0; j = (j + 1) & t.mask {
-		home := t.keys[j] & t.mask
+	for j := (i + 1) & t.mask; t.slots[j].k != 0; j = (j + 1) & t.mask {
+		home := t.slots[j].k & t.mask
 		// Move j to i if home is not in (i, j] cyclically.
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
-			t.keys[i], t.vals[i] = t.keys[j], t.vals[j]
+			t.slots[i] = t.slots[j]
 			i = j
 		}
 	}
-	t.keys[i], t.vals[i] = 0, 0
+	t.slots[i] = sidSlot{}
 	t.n--
 }
 
 func (t *sidTable) resize(size int) {
-	oldK, oldV := t.keys, t.vals
-	t.keys, t.vals, t.mask, t.n = make([]uint64, size), make([]int32, size), uint64(size-1), 0
-	for i, k := range oldK {
-		if k != 0 {
-			t.set(k, oldV[i])
+	old := t.slots
+	t.slots, t.mask, t.n = make([]sidSlot, size), uint64(size-1), 0
+	for _, s := range old {
+		if s.k != 0 {
+			t.set(s.k, s.v)
 		}
 	}
 }
