@@ -393,7 +393,9 @@ func surveyOne(ctx context.Context, opt Options, u *cluster.User) error {
 // (DOMAIN is the cluster's domain); failing those, the same without
 // regard to case, if only one directory name matches. Anything else is
 // not known. Every name it maps together has the same part before '@', up
-// to case.
+// to case. The function only reads maps made here, so it is safe for
+// concurrent use, and it keeps nothing of the names it is given (as
+// dovelog.PairOptions.Normalize must).
 func Normalizer(users []cluster.User, domain string) func(string) (string, bool) {
 	names := make(map[string]bool, len(users))
 	lower := make(map[string]string, len(users))
