@@ -126,7 +126,10 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request, id pki.Identity) e
 		var ne netError
 		retry := errors.As(err, &ne) || proto.Retryable(err)
 		s.logf("push %s to %s %s: %v (retry: %t)", src, toName, dst, err, retry)
-		line(proto.PushLine{Error: &proto.Error{Code: proto.CodeOf(err), Message: err.Error(), Retry: retry}})
+		// With the bytes not told yet: a resumed copy counts them.
+		last := progress()
+		last.Error = &proto.Error{Code: proto.CodeOf(err), Message: err.Error(), Retry: retry}
+		line(last)
 		return nil
 	}
 	s.logf("pushed %s to %s %s: %d files, %d bytes, %d on the wire", src, toName, dst, st.Files, st.Bytes, st.Wire)

@@ -29,6 +29,7 @@ type freezer struct {
 	frozen chan struct{}
 	once   sync.Once
 	gone   chan struct{}
+	cut    bool // cut the connections once instead of freezing
 }
 
 func newFreezer(t *testing.T, to string, after int64) *freezer {
@@ -85,6 +86,16 @@ func (f *freezer) pipe(dst, src net.Conn, toAgent bool) {
 				return
 			}
 			if toAgent && f.passed.Add(int64(n)) > f.after {
+				if f.cut {
+					cut := false
+					f.once.Do(func() { cut = true })
+					if cut {
+						dst.Close()
+						src.Close()
+						return
+					}
+					continue
+				}
 				f.once.Do(func() { close(f.frozen) })
 			}
 		}
@@ -151,5 +162,30 @@ func TestFrozenDestinationFailsTheCopy(t *testing.T) {
 				t.Error("the proxy never froze")
 			}
 		})
+	}
+}
+
+// A push cut in the middle resumes, and reports the bytes of both
+// attempts: what was copied, not only what the last attempt sent.
+func TestResumedCopyCountsEveryAttempt(t *testing.T) {
+	tc := newCluster(t, "bp01", "bp02")
+	bigHome(t, tc.real("bp01", "/r1/alice"), 12)
+	os.MkdirAll(tc.real("bp02", "/r2/.maildist-staging"), 0o700)
+	fz := newFreezer(t, tc.url["bp02"], 6<<20)
+	fz.cut = true
+	pool := agentapi.NewPool(agentapi.Options{TLS: tc.certs["runner"], RetryFor: 5 * time.Second, Attempts: 3})
+	src := pool.Client(tc.hosts["bp01"])
+	dst := pool.Client(&cluster.Host{Name: "bp02", Root: "/r2", Agent: fz.url()})
+	var progress atomic.Int64
+	st, err := src.CopyTree(context.Background(), host.Transfer{Src: src, SrcPath: "/r1/alice", Dst: dst, DstPath: "/r2/.maildist-staging/alice",
+		Mode: host.CopyFresh, Progress: func(n int64) { progress.Add(n) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fz.passed.Load() < 12<<20 {
+		t.Fatalf("the stream was not cut (%d bytes through)", fz.passed.Load())
+	}
+	if st.Bytes < 12<<20 || st.Bytes > 18<<20 {
+		t.Errorf("bytes %d, want about %d (progress said %d)", st.Bytes, 12<<20, progress.Load())
 	}
 }

@@ -2,6 +2,7 @@ package tree
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -73,6 +74,34 @@ func TestCompare(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSortByPath(t *testing.T) {
+	paths := []string{".", "Maildir", "Maildir/.Sent", "Maildir/.Sent/cur", "Maildir/cur", "Maildir/cur.bak",
+		"Maildir/cur/1:2,S", "Maildir/cur/1:2,S/x", "Maildir/cur0", "\xff"}
+	want := slices.Clone(paths)
+	slices.Sort(want)
+	for _, tc := range []struct {
+		name  string
+		order []int
+	}{
+		{"sorted", []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}},
+		{"reversed", []int{9, 8, 7, 6, 5, 4, 3, 2, 1, 0}},
+		{"shuffled", []int{4, 9, 0, 7, 2, 8, 1, 6, 3, 5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var es []Entry
+			for _, i := range tc.order {
+				es = append(es, Entry{Path: paths[i], Size: int64(len(paths[i]))})
+			}
+			got := sortByPath(slices.Clone(es))
+			for i, e := range got {
+				if e.Path != want[i] || e.Size != int64(len(want[i])) {
+					t.Fatalf("entry %d: %q (size %d), want %q", i, e.Path, e.Size, want[i])
+				}
 			}
 		})
 	}

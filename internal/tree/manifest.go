@@ -120,7 +120,7 @@ func (m *Manifest) finish() {
 		}
 		m.Entries = kept
 	}
-	slices.SortFunc(m.Entries, func(a, b Entry) int { return strings.Compare(a.Path, b.Path) })
+	m.Entries = sortByPath(m.Entries)
 	sort.Strings(m.Vanished)
 	type id struct{ dev, ino uint64 }
 	first := make(map[id]string)
@@ -137,6 +137,34 @@ func (m *Manifest) finish() {
 		}
 	}
 	m.total()
+}
+
+// sortByPath returns entries sorted by Path, reusing the slice if it is
+// sorted already. An Entry is large: moving entries about was most of
+// what sorting a big manifest cost, so it sorts small references to them
+// and then moves each entry once, into a new slice.
+func sortByPath(es []Entry) []Entry {
+	sorted := true
+	for i := 1; i < len(es) && sorted; i++ {
+		sorted = es[i-1].Path < es[i].Path
+	}
+	if sorted {
+		return es
+	}
+	type ref struct {
+		path string
+		i    int
+	}
+	refs := make([]ref, len(es))
+	for i := range es {
+		refs[i] = ref{es[i].Path, i}
+	}
+	slices.SortFunc(refs, func(a, b ref) int { return strings.Compare(a.path, b.path) })
+	out := make([]Entry, len(es))
+	for k, r := range refs {
+		out[k] = es[r.i]
+	}
+	return out
 }
 
 func (m *Manifest) total() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -135,6 +136,12 @@ func (s *scanner) list(rel string, dev, ino uint64) error {
 	if err != nil {
 		return fmt.Errorf("scan %s: read folder: %w", quote(rel), err)
 	}
+	// Room for all of them at once: a Maildir folder may hold tens of
+	// thousands, and growing the slice in steps would copy it again and
+	// again.
+	s.mu.Lock()
+	s.entries = slices.Grow(s.entries, len(names))
+	s.mu.Unlock()
 	for len(names) > 0 {
 		n := min(chunk, len(names))
 		part := names[:n:n]

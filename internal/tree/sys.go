@@ -119,7 +119,7 @@ type dirent struct {
 // readDirents lists a folder with the type of each name: every name but
 // "." and "..".
 func readDirents(fd int) ([]dirent, error) {
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, 64<<10)
 	var out []dirent
 	for {
 		var n int
@@ -135,8 +135,16 @@ func readDirents(fd int) ([]dirent, error) {
 			return out, nil
 		}
 		// struct linux_dirent64: ino u64, off s64, reclen u16, type u8,
-		// then the name, NUL-terminated.
+		// then the name, NUL-terminated. The names of one read are
+		// copied into one string and cut from it: one allocation for
+		// all of them, not one each.
 		const nameOff = 19
+		type span struct {
+			from, to int
+			typ      uint8
+		}
+		var spans []span
+		names := make([]byte, 0, n)
 		for b := buf[:n]; len(b) >= nameOff; {
 			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
 			if reclen < nameOff || reclen > len(b) {
@@ -146,12 +154,22 @@ func readDirents(fd int) ([]dirent, error) {
 			if i := bytes.IndexByte(rec, 0); i >= 0 {
 				rec = rec[:i]
 			}
-			if name := string(rec); name != "." && name != ".." {
-				out = append(out, dirent{name: name, typ: b[18]})
+			if !dots(rec) {
+				spans = append(spans, span{len(names), len(names) + len(rec), b[18]})
+				names = append(names, rec...)
 			}
 			b = b[reclen:]
 		}
+		all := string(names)
+		for _, sp := range spans {
+			out = append(out, dirent{name: all[sp.from:sp.to], typ: sp.typ})
+		}
 	}
+}
+
+// dots reports whether a listed name is "." or "..".
+func dots(name []byte) bool {
+	return len(name) == 1 && name[0] == '.' || len(name) == 2 && name[0] == '.' && name[1] == '.'
 }
 
 // futimens sets the times of an open file: utimensat(fd, NULL, ...), the

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -61,15 +62,31 @@ func (c *Client) CopyTree(ctx context.Context, t host.Transfer) (tree.Stats, err
 	default:
 		return tree.Stats{}, fmt.Errorf("copy %s → %s: neither end is an agent", t.Src.Name(), t.Dst.Name())
 	}
+	// The bytes of a copy resumed are those of every attempt: what a
+	// failed attempt sent (its progress: content bytes, or the wire's
+	// from an agent to here) and what the last one wrote. The resume
+	// keeps what reached the destination, so this is what was copied; the
+	// few bytes in flight when a stream broke may count twice.
+	var earlier, moved atomic.Int64
+	user := t.Progress
+	t.Progress = func(n int64) {
+		moved.Add(n)
+		if user != nil {
+			user(n)
+		}
+	}
 	var err error
 	var firstFail time.Time
 	wait := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		var st proto.Stats
+		moved.Store(0)
 		st, err = once(ctx, attempt > 1)
 		if err == nil {
+			st.Bytes += earlier.Load()
 			return treeStats(st), nil
 		}
+		earlier.Add(moved.Load())
 		if firstFail.IsZero() {
 			firstFail = time.Now()
 		}
@@ -165,14 +182,14 @@ func (p *Pool) push(ctx context.Context, src, dst *Client, t host.Transfer, resu
 		if err != nil {
 			return proto.Stats{}, &netError{fmt.Errorf("agent %s: the push's answer ended early: %w", src.name, err)}
 		}
-		if l.Error != nil {
-			return proto.Stats{}, l.Error.Err(src.name)
-		}
 		if l.Bytes > 0 {
 			touch()
 			if t.Progress != nil {
 				t.Progress(l.Bytes)
 			}
+		}
+		if l.Error != nil {
+			return proto.Stats{}, l.Error.Err(src.name)
 		}
 		if l.Stats != nil {
 			return *l.Stats, nil
