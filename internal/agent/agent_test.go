@@ -320,6 +320,7 @@ func TestRefusals(t *testing.T) {
 			return tk.Ticket
 		}
 		m, _ := tree.Scan(ctx, tc.real("bp01", "/r1/alice"), tree.ScanOptions{})
+		var planned string // the data token of the last plan
 		plan := func(who, tk, src, dst string) int {
 			var b strings.Builder
 			m.WriteTo(&b)
@@ -329,11 +330,30 @@ func TestRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
+			planned = resp.Header.Get(proto.TokenHeader)
 			return resp.StatusCode
 		}
-		tk := announce("/r1/alice", "/r2/.maildist-staging/alice.1")
-		if code := plan("bp03", tk, "/r1/alice", "/r2/.maildist-staging/alice.1"); code != 403 {
+		data := func(who, tok string) int {
+			resp, err := tc.as(who, "bp02").Post(tc.url["bp02"]+"/v1/imports/data?"+url.Values{"token": {tok}}.Encode(), "application/octet-stream", strings.NewReader(""))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		tk := announce("/r1/alice", "/r2/.maildist-staging/alice.0")
+		if code := plan("bp03", tk, "/r1/alice", "/r2/.maildist-staging/alice.0"); code != 403 {
 			t.Errorf("another agent's push: %d", code)
+		}
+		// Another's refusal does not spend the ticket, nor the token.
+		if code := plan("bp01", tk, "/r1/alice", "/r2/.maildist-staging/alice.0"); code != 200 {
+			t.Errorf("the right push after another agent presented its ticket: %d", code)
+		}
+		if code := data("bp03", planned); code != 403 {
+			t.Errorf("another agent's stream: %d", code)
+		}
+		if code := data("bp01", planned); code == 403 {
+			t.Errorf("the planner's stream after another agent presented its token: %d", code)
 		}
 		tk = announce("/r1/alice", "/r2/.maildist-staging/alice.1")
 		if code := plan("bp01", tk, "/r1/bob", "/r2/.maildist-staging/bob.1"); code != 403 {

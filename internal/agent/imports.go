@@ -118,19 +118,20 @@ func (s *Server) importPlan(w http.ResponseWriter, r *http.Request, id pki.Ident
 	im.mu.Lock()
 	im.sweep(time.Now())
 	t, ok := im.tickets[k]
-	delete(im.tickets, k) // once, whatever comes of it
-	if ok && (t.src != src || t.dst != dst) {
-		ok = false
-		im.mu.Unlock()
-		return fmt.Errorf("the ticket is for %s → %s, not %s → %s: %w", t.src, t.dst, src, dst, proto.ErrForbidden)
-	}
-	if ok && !(id.Name == t.from || t.from == "" && id.Name == t.announcer) {
-		im.mu.Unlock()
-		return fmt.Errorf("the ticket is for a push from %s, not from %s: %w", or(t.from, t.announcer), id.Name, proto.ErrForbidden)
-	}
 	if !ok {
 		im.mu.Unlock()
 		return fmt.Errorf("no such ticket (used already, expired, or never announced): %w", proto.ErrForbidden)
+	}
+	// Who calls is checked before the ticket is spent: another
+	// certificate of the CA that presents it must not use it up.
+	if !(id.Name == t.from || t.from == "" && id.Name == t.announcer) {
+		im.mu.Unlock()
+		return fmt.Errorf("the ticket is for a push from %s, not from %s: %w", or(t.from, t.announcer), id.Name, proto.ErrForbidden)
+	}
+	delete(im.tickets, k) // once, whatever comes of it
+	if t.src != src || t.dst != dst {
+		im.mu.Unlock()
+		return fmt.Errorf("the ticket is for %s → %s, not %s → %s: %w", t.src, t.dst, src, dst, proto.ErrForbidden)
 	}
 	if im.busy[dst] {
 		im.mu.Unlock()
@@ -179,6 +180,11 @@ func (s *Server) importData(w http.ResponseWriter, r *http.Request, id pki.Ident
 	im := s.imports
 	im.mu.Lock()
 	se, ok := im.sessions[k]
+	if ok && se.caller != id.Name {
+		// Not spent: only its planner may use it.
+		im.mu.Unlock()
+		return fmt.Errorf("the import was planned by %s, not %s: %w", se.caller, id.Name, proto.ErrForbidden)
+	}
 	delete(im.sessions, k)
 	im.mu.Unlock()
 	if !ok {
@@ -190,9 +196,6 @@ func (s *Server) importData(w http.ResponseWriter, r *http.Request, id pki.Ident
 		delete(im.busy, se.t.dst)
 		im.mu.Unlock()
 	}()
-	if se.caller != id.Name {
-		return fmt.Errorf("the import was planned by %s, not %s: %w", se.caller, id.Name, proto.ErrForbidden)
-	}
 	in := &deadlineReader{r: r.Body, rc: http.NewResponseController(w), idle: s.opt.Idle}
 	st, err := se.rcv.Receive(r.Context(), in)
 	s.metrics.bytesIn.Add(float64(st.Bytes))
