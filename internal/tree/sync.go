@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -185,8 +186,8 @@ type growOp struct{ src, old Entry }
 // several names are never renamed or extended, only copied.
 func planSync(s, d *Manifest, owners bool) syncPlan {
 	p := syncPlan{touched: make(map[string]bool), dirMeta: make(map[string]bool)}
-	src := index(s)
-	dst := index(d)
+	// Both manifests are sorted by path: one pass pairs their entries.
+	toD, toS := pairs(s.Entries, d.Entries)
 	sLinked, dLinked := linkedNames(s), linkedNames(d)
 	hashed := s.Hashed && d.Hashed
 	gone := make(map[string]bool) // names removed from the copy
@@ -194,6 +195,9 @@ func planSync(s, d *Manifest, owners bool) syncPlan {
 	orphans := make(map[string][]*Entry) // by message key: names of the copy gone from the source
 
 	dropped := func(rel string) bool {
+		if len(gone) == 0 {
+			return false
+		}
 		for r := rel; r != "."; r, _ = splitPath(r) {
 			if gone[r] {
 				return true
@@ -217,7 +221,10 @@ func planSync(s, d *Manifest, owners bool) syncPlan {
 		if de.Path == "." || dropped(de.Path) {
 			continue
 		}
-		se := src[de.Path]
+		var se *Entry
+		if k := toS[i]; k >= 0 {
+			se = &s.Entries[k]
+		}
 		switch {
 		case se == nil && single(de, dLinked):
 			if k, ok := messageKey(de.Path); ok {
@@ -274,7 +281,10 @@ func planSync(s, d *Manifest, owners bool) syncPlan {
 	for i := range s.Entries {
 		se := &s.Entries[i]
 		dir, _ := splitPath(se.Path)
-		de := dst[se.Path]
+		var de *Entry
+		if k := toD[i]; k >= 0 {
+			de = &d.Entries[k]
+		}
 		if de != nil && dropped(se.Path) {
 			de = nil
 		}
@@ -329,12 +339,36 @@ func linkedNames(m *Manifest) map[string]bool {
 	return l
 }
 
-func index(m *Manifest) map[string]*Entry {
-	idx := make(map[string]*Entry, len(m.Entries))
-	for i := range m.Entries {
-		idx[m.Entries[i].Path] = &m.Entries[i]
+// pairs matches the entries of a and b, both sorted by path: for each
+// entry of a the index in b of the entry at the same path, or -1, and the
+// same for each entry of b.
+func pairs(a, b []Entry) (ab, ba []int) {
+	ab, ba = make([]int, len(a)), make([]int, len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		c := 0
+		switch {
+		case j == len(b):
+			c = -1
+		case i == len(a):
+			c = 1
+		default:
+			c = strings.Compare(a[i].Path, b[j].Path)
+		}
+		switch {
+		case c < 0:
+			ab[i] = -1
+			i++
+		case c > 0:
+			ba[j] = -1
+			j++
+		default:
+			ab[i], ba[j] = j, i
+			i++
+			j++
+		}
 	}
-	return idx
+	return ab, ba
 }
 
 func contentDiffers(s, d *Entry, hashed bool) bool {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -226,4 +227,32 @@ func itoa(i int) string {
 		return string(rune('0' + i))
 	}
 	return itoa(i/10) + string(rune('0'+i%10))
+}
+
+func TestPairs(t *testing.T) {
+	entries := func(paths ...string) []Entry {
+		var es []Entry
+		for _, p := range paths {
+			es = append(es, Entry{Path: p})
+		}
+		return es
+	}
+	for _, tc := range []struct {
+		name   string
+		a, b   []Entry
+		ab, ba []int
+	}{
+		{"both empty", nil, nil, []int{}, []int{}},
+		{"one empty", entries(".", "a"), nil, []int{-1, -1}, []int{}},
+		{"equal", entries(".", "a", "a/b"), entries(".", "a", "a/b"), []int{0, 1, 2}, []int{0, 1, 2}},
+		{"interleaved", entries(".", "a", "a.b", "a/c", "z"), entries(".", "a/b", "a/c", "b"),
+			[]int{0, -1, -1, 2, -1}, []int{0, -1, 3, -1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ab, ba := pairs(tc.a, tc.b)
+			if !slices.Equal(ab, tc.ab) || !slices.Equal(ba, tc.ba) {
+				t.Fatalf("pairs: %v %v, want %v %v", ab, ba, tc.ab, tc.ba)
+			}
+		})
+	}
 }
