@@ -454,7 +454,7 @@ func (c *copier) copyFile(sdir, ddir int, name, rel string, b *syncBatch) (int64
 		return 0, fmt.Errorf("copy %s: create: %w", quote(rel), err)
 	}
 	*b = append(*b, pendingSync{fd: dfd, rel: rel})
-	n, err := copyContent(dfd, sfd, c.cfr, c.progress)
+	n, err := copyContent(dfd, sfd, st.Size, c.cfr, c.progress)
 	if err != nil {
 		return n, fmt.Errorf("copy %s: %w", quote(rel), err)
 	}

@@ -243,3 +243,40 @@ func TestCopyErrors(t *testing.T) {
 		}
 	})
 }
+
+// copyContent stops at the size it is given (the size an fstat gave), by
+// copy_file_range and by read and write alike, and copies to the end
+// without one.
+func TestCopyContentSize(t *testing.T) {
+	data := strings.Repeat("0123456789", 100_000) // 1 MB: more than one read
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.WriteFile(src, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cfr := range []bool{true, false} {
+		for _, size := range []int64{-1, 1, 4096, 300_001, int64(len(data))} {
+			sfd, err := unix.Open(src, unix.O_RDONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dst := filepath.Join(t.TempDir(), "dst")
+			dfd, err := unix.Open(dst, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var told int64
+			n, err := copyContent(dfd, sfd, size, cfr, func(k int64) { told += k })
+			unix.Close(sfd)
+			unix.Close(dfd)
+			want := data
+			if size > 0 {
+				want = data[:size]
+			}
+			got, rerr := os.ReadFile(dst)
+			if err != nil || rerr != nil || n != int64(len(want)) || told != n || string(got) != want {
+				t.Errorf("cfr=%v size=%d: copied %d (told %d), %d bytes in the copy, err %v %v; want %d",
+					cfr, size, n, told, len(got), err, rerr, len(want))
+			}
+		}
+	}
+}

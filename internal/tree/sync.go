@@ -771,7 +771,7 @@ func (c *copier) grow(op growOp) (bool, error) {
 		return false, nil
 	}
 	// Both offsets are at old now: the rest of the source goes after it.
-	n, err := copyContent(dfd, sfd, c.cfr, c.progress)
+	n, err := copyContent(dfd, sfd, -1, c.cfr, c.progress)
 	if err != nil {
 		return false, fmt.Errorf("sync %s: append: %w", quote(rel), err)
 	}

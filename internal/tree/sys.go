@@ -300,13 +300,22 @@ func removeAllAt(dirfd int, name string) error {
 }
 
 // copyContent copies src to dst from their current offsets to the end of
-// src: copy_file_range where the kernel and the file systems allow it
-// (the data then never enters user space, and reflinks where they can),
-// read and write otherwise.
-func copyContent(dst, src int, useCFR bool, progress func(int64)) (int64, error) {
+// src, or, if size > 0, until size bytes are copied (the size an fstat of
+// src gave: this spares the call that would only find the end):
+// copy_file_range where the kernel and the file systems allow it (the
+// data then never enters user space, and reflinks where they can), read
+// and write otherwise. A file that grew after its fstat is copied as
+// long as it was then; its size and mtime then differ from the source's
+// now, which a verify sees.
+func copyContent(dst, src int, size int64, useCFR bool, progress func(int64)) (int64, error) {
 	var total int64
-	for useCFR {
-		n, err := unix.CopyFileRange(src, nil, dst, nil, 8<<20, 0)
+	done := func() bool { return size > 0 && total >= size }
+	for useCFR && !done() {
+		want := 8 << 20
+		if size > 0 {
+			want = int(min(size-total, int64(want)))
+		}
+		n, err := unix.CopyFileRange(src, nil, dst, nil, want, 0)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -328,14 +337,21 @@ func copyContent(dst, src int, useCFR bool, progress func(int64)) (int64, error)
 			return total, fmt.Errorf("copy_file_range: %w", err)
 		}
 	}
+	if done() {
+		return total, nil
+	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
-	for {
+	for !done() {
+		b := buf
+		if size > 0 && size-total < int64(len(b)) {
+			b = b[:size-total]
+		}
 		var n int
 		err := ignoringEINTR(func() error {
 			var err error
-			n, err = unix.Read(src, buf)
+			n, err = unix.Read(src, b)
 			return err
 		})
 		if err != nil {
@@ -344,7 +360,7 @@ func copyContent(dst, src int, useCFR bool, progress func(int64)) (int64, error)
 		if n == 0 {
 			return total, nil
 		}
-		for b := buf[:n]; len(b) > 0; {
+		for b := b[:n]; len(b) > 0; {
 			var w int
 			err := ignoringEINTR(func() error {
 				var err error
@@ -359,6 +375,7 @@ func copyContent(dst, src int, useCFR bool, progress func(int64)) (int64, error)
 		total += int64(n)
 		progress(int64(n))
 	}
+	return total, nil
 }
 
 // bufPool holds the read buffers of the workers: memory stays at one
