@@ -128,7 +128,7 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request, id pki.Identity) e
 		s.logf("push %s to %s %s: %v (retry: %t)", src, toName, dst, err, retry)
 		// With the bytes not told yet: a resumed copy counts them.
 		last := progress()
-		last.Error = &proto.Error{Code: proto.CodeOf(err), Message: err.Error(), Retry: retry}
+		last.Error = &proto.Error{Code: proto.CodeOf(err), Message: proto.Redact(err.Error()), Retry: retry}
 		line(last)
 		return nil
 	}

@@ -131,7 +131,7 @@ func (s *Server) Name() string { return s.name }
 
 func (s *Server) logf(format string, args ...any) {
 	if s.opt.Log != nil {
-		s.opt.Log.Printf(format, args...)
+		s.opt.Log.Print(proto.Redact(fmt.Sprintf(format, args...)))
 	}
 }
 
@@ -269,7 +269,7 @@ func (s *Server) wrap(name string, a access, h handlerFunc) http.Handler {
 			}
 			s.metrics.errors.WithLabelValues(name, code).Inc()
 			s.logf("%s %s from %s: %v", r.Method, r.URL.Path, id.Name, err)
-			writeError(w, statusOf(code), proto.Error{Code: code, Message: err.Error(), Retry: code == proto.CodeBusy})
+			writeError(w, statusOf(code), proto.Error{Code: code, Message: proto.Redact(err.Error()), Retry: code == proto.CodeBusy})
 		}
 	})
 }

@@ -3,7 +3,11 @@ package agent_test
 import (
 	"context"
 	"crypto/rand"
+	"io"
+	"log"
 	"net"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/maildist/maildist/internal/agent"
 	"github.com/maildist/maildist/internal/agent/agentapi"
 	"github.com/maildist/maildist/internal/cluster"
 	"github.com/maildist/maildist/internal/host"
@@ -189,3 +194,43 @@ func TestResumedCopyCountsEveryAttempt(t *testing.T) {
 		t.Errorf("bytes %d, want about %d (progress said %d)", st.Bytes, 12<<20, progress.Load())
 	}
 }
+
+// A push that fails tells why without the ticket it was given, in its
+// answer and in the agent's log.
+func TestPushErrorsHideTheTicket(t *testing.T) {
+	tc := newCluster(t, "bp01")
+	var logged strings.Builder
+	var mu sync.Mutex
+	s, err := agent.New(agent.Options{TLS: tc.certs["bp01"], FSRoot: tc.fsroot["bp01"], Roots: []string{"/r1"}, Version: "test",
+		Log: log.New(writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logged.Write(p) }), "", 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(s.Handler())
+	srv.TLS = tc.certs["bp01"].ServerConfig()
+	srv.StartTLS()
+	defer srv.Close()
+	os.MkdirAll(tc.real("bp01", "/r1/alice"), 0o700)
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead.Close()
+	f := url.Values{"src": {"/r1/alice"}, "dst": {"/r1/x"}, "to": {"https://" + dead.Addr().String()}, "to_name": {"bp02"},
+		"ticket": {"SECRETTICKET"}, "mode": {"fresh"}}
+	resp, err := tc.as("runner", "bp01").PostForm(srv.URL+"/v1/push", f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(string(b), "error") {
+		t.Fatalf("the push did not fail: %s", b)
+	}
+	if strings.Contains(string(b), "SECRETTICKET") || strings.Contains(logged.String(), "SECRETTICKET") {
+		t.Errorf("the ticket shows:\nanswer: %s\nlog: %s", b, logged.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

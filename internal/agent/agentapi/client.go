@@ -199,7 +199,7 @@ func (c *Client) do(ctx context.Context, rq request) (*http.Response, error) {
 // netError is a failure of the connection to an agent.
 type netError struct{ err error }
 
-func (e *netError) Error() string { return e.err.Error() }
+func (e *netError) Error() string { return proto.Redact(e.err.Error()) }
 func (e *netError) Unwrap() error { return e.err }
 
 // Unreachable reports whether err is a failure to talk to an agent at all.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"syscall"
 	"time"
 
@@ -203,3 +204,11 @@ type LogStream struct {
 
 // Token is the header that carries an import's data token.
 const TokenHeader = "X-Maildist-Token"
+
+var secretRE = regexp.MustCompile(`((?:token|ticket)=)[^&\s"']+`)
+
+// Redact hides the values of token= and ticket= in s (a URL in an
+// error, a log line): each is good for a transfer.
+func Redact(s string) string {
+	return secretRE.ReplaceAllString(s, "${1}REDACTED")
+}
