@@ -441,6 +441,11 @@ func TestNotExistIsAnAnswer(t *testing.T) {
 	if _, err := c.Lstat(ctx, "/r1/nobody"); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("lstat of a missing path: %v", err)
 	}
+	// done removes the folders above a stub while they are empty.
+	os.MkdirAll(filepath.Join(tc.fsroot["bp01"], "r1/nonempty/stub"), 0o755)
+	if err := c.Remove(ctx, "/r1/nonempty"); err == nil {
+		t.Fatal("removed a folder that is not empty")
+	}
 	tc.certs["bp02"] = issue(t, tc.ca, "bp02", pki.RoleAgent)
 	resp, err := tc.as("bp02", "bp01").Get(u + "/v1/homes?root=/r1")
 	if err != nil {
@@ -450,7 +455,7 @@ func TestNotExistIsAnAnswer(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("an agent asking for homes: %s", resp.Status)
 	}
-	if strings.Contains(logged.String(), "nobody") {
+	if strings.Contains(logged.String(), "nobody") || strings.Contains(logged.String(), "nonempty") {
 		t.Errorf("the missing path was logged:\n%s", logged.String())
 	}
 	if !strings.Contains(logged.String(), "refused GET /v1/homes to bp02") {
@@ -471,7 +476,7 @@ func TestNotExistIsAnAnswer(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	if strings.Contains(m, `maildist_agent_errors_total{code="not-exist"`) {
+	if strings.Contains(m, `maildist_agent_errors_total{code="not-exist"`) || strings.Contains(m, `endpoint="remove"} 1`) && strings.Contains(m, `maildist_agent_errors_total{code="exist",endpoint="remove"`) {
 		t.Errorf("a missing path counted as an error")
 	}
 }
@@ -655,5 +660,25 @@ func TestLogsReadThroughAgent(t *testing.T) {
 	os.WriteFile(filepath.Join(logs, "fake.log.gz"), []byte(lines["mail.log"]), 0o644)
 	if _, err := read(filepath.Join(logs, "fake.log*")); err == nil || !strings.Contains(err.Error(), "fake.log.gz: named .gz, but not gzip") {
 		t.Errorf("a .gz that is not gzip: %v", err)
+	}
+}
+
+// TestHomesRefusesASymlinkedRoot: a root planted as a symlink on the
+// host's file system is refused, as for every other path, not listed.
+func TestHomesRefusesASymlinkedRoot(t *testing.T) {
+	tc := newCluster(t, "bp01", "bp02")
+	outside := t.TempDir()
+	os.Mkdir(filepath.Join(outside, "secret"), 0o700)
+	if err := os.Symlink(outside, tc.real("bp01", "/r2")); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := tc.as("runner", "bp01").Get(tc.url["bp01"] + "/v1/homes?root=/r2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == 200 || strings.Contains(string(b), "secret") || !strings.Contains(string(b), "not a real folder") {
+		t.Errorf("homes of a symlinked root: %s %s", resp.Status, b)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/maildist/maildist/internal/activity"
@@ -259,7 +260,11 @@ func (s *Server) wrap(name string, a access, h handlerFunc) http.Handler {
 		}
 		if err := h(w, r, id); err != nil {
 			code = proto.CodeOf(err)
-			if r.Method == http.MethodGet && code == proto.CodeNotExist {
+			// Removing a folder that is not empty is how done tidies the
+			// folders above a stub: "not empty" is its answer too.
+			expected := r.Method == http.MethodGet && code == proto.CodeNotExist ||
+				name == "remove" && errors.Is(err, syscall.ENOTEMPTY)
+			if expected {
 				// A coordinator asking whether a path is there (a move
 				// looks for a stub, a held home, leftovers) hears no:
 				// an answer, not a failure, so neither logged nor

@@ -170,6 +170,11 @@ func (s *Server) homes(w http.ResponseWriter, r *http.Request, _ pki.Identity) e
 	if !slices.Contains(s.roots, root) {
 		return fmt.Errorf("root %q is not a root of the cluster: %w", root, host.ErrOutside)
 	}
+	// The root and every folder above it must be real folders, as for
+	// any path: a name in the root stands for it.
+	if err := s.checkPath(path.Join(root, "home")); err != nil {
+		return err
+	}
 	depth := 1
 	if strings.Contains(s.cfg.HomeLayout, "{hash2}") {
 		depth = 2
