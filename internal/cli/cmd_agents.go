@@ -48,6 +48,22 @@ host. The exit code is 1 if an agent did not answer.
 	return cmd
 }
 
+// MarshalJSON gives null, not 0, for what an unreachable host did not
+// tell: 0 free bytes would read as a full disk.
+func (r agentRow) MarshalJSON() ([]byte, error) {
+	type plain agentRow
+	out := struct {
+		plain
+		SkewS *float64 `json:"skew_s"`
+		Free  *int64   `json:"free_bytes"`
+		Homes *int     `json:"homes"`
+	}{plain: plain(r)}
+	if r.Reachable {
+		out.SkewS, out.Free, out.Homes = &r.SkewS, &r.Free, &r.Homes
+	}
+	return json.Marshal(out)
+}
+
 // agentRow is one host's line.
 type agentRow struct {
 	Host      string  `json:"host"`
@@ -125,7 +141,11 @@ func runAgents(ctx context.Context, g *globals) error {
 			if version == "" {
 				version = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n", r.Host, agent, reach, version, skew, humanBytes(r.Free), r.Homes, r.Users)
+			free, homes := humanBytes(r.Free), strconv.Itoa(r.Homes)
+			if !r.Reachable {
+				free, homes = "-", "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", r.Host, agent, reach, version, skew, free, homes, r.Users)
 		}
 		tw.Flush()
 		for _, r := range rows {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,5 +53,26 @@ func TestAgentCommandNeedsItsFiles(t *testing.T) {
 		"--cert", filepath.Join(dir, "runner.crt"), "--key", filepath.Join(dir, "runner.key"))
 	if code != ExitError || !strings.Contains(errs, "needs agent") {
 		t.Errorf("an agent with a coordinator's certificate: %d %s", code, errs)
+	}
+}
+
+// An unreachable host's free space, skew and homes are unknown: null in
+// JSON, not 0 (0 free bytes reads as a full disk).
+func TestAgentRowJSONUnreachable(t *testing.T) {
+	b, err := json.Marshal([]agentRow{
+		{Host: "bp01", Agent: "https://a:1", Reachable: true, SkewS: 0.5, Free: 10, Homes: 3, Users: 3},
+		{Host: "bp02", Agent: "https://b:1", Users: 4, Error: "connection refused"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, want := range []string{`"host":"bp01"`, `"skew_s":0.5,"free_bytes":10,"homes":3`, `"host":"bp02"`, `"skew_s":null,"free_bytes":null,"homes":null`, `"users":4`} {
+		if !strings.Contains(s, want) {
+			t.Errorf("JSON lacks %s:\n%s", want, s)
+		}
+	}
+	if strings.Count(s, `"skew_s"`) != 2 {
+		t.Errorf("skew_s twice in a row:\n%s", s)
 	}
 }
