@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -13,7 +12,7 @@ import (
 
 	"github.com/maildist/maildist/internal/config"
 	"github.com/maildist/maildist/internal/move"
-	"github.com/maildist/maildist/internal/runstate"
+	"github.com/maildist/maildist/internal/wire"
 )
 
 type moveOptions struct {
@@ -113,13 +112,8 @@ func resultError(r move.Result) error {
 // any known run) have not finished: moves under way in another process,
 // or cut short, whose users may be held until `maildist recover` runs.
 func warnUnfinished(g *globals, cfg *config.Config, but string) {
-	dirs := []string{filepath.Join(cfg.StateDir, "journal")}
-	runs, _ := runstate.KnownRuns(cfg.StateDir)
-	for _, r := range runs {
-		dirs = append(dirs, filepath.Join(r, "journal"))
-	}
 	var users []string
-	for _, d := range dirs {
+	for _, d := range wire.JournalDirs(cfg) {
 		us, _ := move.UnfinishedUsers(d)
 		for _, u := range us {
 			if u != but && !slices.Contains(users, u) {

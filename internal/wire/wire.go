@@ -257,12 +257,7 @@ func Engine(cfg *config.Config, opt Options) (*move.Engine, directory.Directory,
 		Marker:       cfg.Directory.HoldMarker,
 		JournalDir:   jd,
 		OtherJournals: func() []string {
-			// The ad-hoc moves' journals and every known run's, but this one.
-			dirs := []string{filepath.Join(cfg.StateDir, "journal")}
-			runs, _ := runstate.KnownRuns(cfg.StateDir)
-			for _, r := range runs {
-				dirs = append(dirs, filepath.Join(r, "journal"))
-			}
+			dirs := JournalDirs(cfg)
 			return slices.DeleteFunc(dirs, func(d string) bool { return filepath.Clean(d) == filepath.Clean(jd) })
 		},
 		LockDir: filepath.Join(cfg.StateDir, "locks"),
@@ -328,4 +323,15 @@ func entryChanged(cfg *config.Config) func(ctx context.Context, user string) err
 		_, err := host.RunCommand(ctx, argv)
 		return err
 	}
+}
+
+// JournalDirs are the journal folders of the ad-hoc moves and of every run
+// a runner has worked in (state_dir's list of runs).
+func JournalDirs(cfg *config.Config) []string {
+	dirs := []string{filepath.Join(cfg.StateDir, "journal")}
+	runs, _ := runstate.KnownRuns(cfg.StateDir)
+	for _, r := range runs {
+		dirs = append(dirs, filepath.Join(r, "journal"))
+	}
+	return dirs
 }
