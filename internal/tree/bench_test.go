@@ -91,6 +91,7 @@ func BenchmarkCopy(b *testing.B) {
 		{"workers=16", Options{Workers: 16}},
 		{"workers=64", Options{Workers: 64}},
 		{"workers=16/fsync-each", Options{Workers: 16, fsyncEach: true}},
+		{"workers=16/fsync-batched", Options{Workers: 16, noSyncfs: true}},
 		{"workers=16/read-write", Options{Workers: 16, noCopyFileRange: true}},
 	} {
 		b.Run(v.name, func(b *testing.B) {

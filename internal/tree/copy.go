@@ -51,6 +51,7 @@ type Options struct {
 	hook            func(event, rel string) // for tests
 	noCopyFileRange bool                    // for tests: read and write only
 	fsyncEach       bool                    // for tests: fsync every file at once, unbatched
+	noSyncfs        bool                    // for tests: fsync in batches even where syncfs would do
 }
 
 // Stats counts what a Copy or Sync did.
@@ -102,9 +103,15 @@ func (o *Options) setOwners() bool {
 // anything if the tree holds a FIFO, socket or device. It never writes
 // to src.
 //
-// Every file and folder is fsynced, and so is the parent of dst, so once
-// Copy returns nil the copy survives a crash. After an error dst may hold
-// a partial copy, which the caller removes (or completes with Sync).
+// Once Copy returns nil the copy survives a crash: every file and folder
+// of it, and the parent of dst, is on disk. Where the kernel reports
+// write-back errors through syncfs (Linux 5.8 and later), that is one
+// syncfs of dst's file system after everything is written, instead of an
+// fsync of each file: the journal then commits once for the whole tree,
+// not once for every few dozen files, which takes a third off the copy
+// of a large Maildir (BenchmarkCopy). Otherwise each file and folder is
+// fsynced. After an error dst may hold a partial copy, which the caller
+// removes (or completes with Sync).
 func Copy(ctx context.Context, src, dst string, opt Options) (Stats, error) {
 	// Clean drops a trailing slash, which would make O_NOFOLLOW follow.
 	src, dst = filepath.Clean(src), filepath.Clean(dst)
@@ -139,6 +146,9 @@ func Copy(ctx context.Context, src, dst string, opt Options) (Stats, error) {
 	c := newCopier(srcfd, dstfd, opt)
 	c.stats.Dirs++
 	c.stats.Vanished = plan.Vanished
+	// dstfd was opened before anything of the copy was written: the
+	// syncfs through it reports every write-back error since.
+	c.syncAtEnd = !opt.fsyncEach && !opt.noSyncfs && syncfsReportsErrors()
 	if opt.Cache != nil {
 		c.led = newLedger()
 		if st, err := fstat(dstfd); err == nil {
@@ -169,6 +179,11 @@ func Copy(ctx context.Context, src, dst string, opt Options) (Stats, error) {
 	}
 	if err := c.finishDirs(ctx, dirs); err != nil {
 		return c.result(err)
+	}
+	if c.syncAtEnd {
+		if err := ignoringEINTR(func() error { return unix.Syncfs(dstfd) }); err != nil {
+			return c.result(fmt.Errorf("copy: syncfs %s: %w", dst, err))
+		}
 	}
 	if err := fsync(pfd); err != nil {
 		return c.result(fmt.Errorf("copy: fsync %s: %w", parent, err))
@@ -212,6 +227,7 @@ type copier struct {
 	stats      Stats
 	vanished   map[string]bool
 	syncfs     bool    // some metadata could only be made durable by syncfs
+	syncAtEnd  bool    // no fsyncs: Copy ends with one syncfs instead
 	led        *ledger // what was written, for Options.Cache; nil: not kept
 }
 
@@ -461,6 +477,13 @@ func (c *copier) copyFile(sdir, ddir int, name, rel string, b *syncBatch) (int64
 	if err := c.setMeta(dfd, &st); err != nil {
 		return n, fmt.Errorf("copy %s: %w", quote(rel), err)
 	}
+	if c.syncAtEnd {
+		// Left to the syncfs at the end; starting the write-back of each
+		// file here only makes more, smaller journal commits.
+		c.record(dfd, rel)
+		*b = (*b)[:len(*b)-1]
+		return n, closeChecked(dfd, rel)
+	}
 	if c.opt.fsyncEach {
 		return n, c.flush(b)
 	}
@@ -650,6 +673,9 @@ func (c *copier) finishDir(e Entry) error {
 	defer unix.Close(fd)
 	if err := c.setMetaOf(fd, e.UID, e.GID, e.Mode, e.ATime, e.MTime); err != nil {
 		return fmt.Errorf("copy %s: %w", quote(e.Path), err)
+	}
+	if c.syncAtEnd {
+		return nil
 	}
 	if err := fsync(fd); err != nil {
 		return fmt.Errorf("copy %s: fsync: %w", quote(e.Path), err)

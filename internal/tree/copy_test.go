@@ -102,7 +102,7 @@ func TestCopyHostileHomes(t *testing.T) {
 		}, stats: &Stats{Files: 2, Dirs: 3, Bytes: int64(len(big)) + 1}},
 	}
 	for _, tc := range cases {
-		for _, mode := range []string{"copy_file_range", "read-write"} {
+		for _, mode := range []string{"copy_file_range", "read-write", "fsync-batched"} {
 			t.Run(tc.name+"/"+mode, func(t *testing.T) {
 				if tc.rootOnly && !isRoot() {
 					t.Skip("owners need root")
@@ -111,7 +111,7 @@ func TestCopyHostileHomes(t *testing.T) {
 				src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
 				build(t, src, tc.nodes)
 				before := mustScan(t, src)
-				opt := Options{noCopyFileRange: mode == "read-write"}
+				opt := Options{noCopyFileRange: mode == "read-write", noSyncfs: mode == "fsync-batched"}
 				var progress int64
 				opt.Progress = func(n int64) { progress += n }
 				st, err := Copy(context.Background(), src, dst, opt)
@@ -277,6 +277,26 @@ func TestCopyContentSize(t *testing.T) {
 				t.Errorf("cfr=%v size=%d: copied %d (told %d), %d bytes in the copy, err %v %v; want %d",
 					cfr, size, n, told, len(got), err, rerr, len(want))
 			}
+		}
+	}
+}
+
+func TestKernelAtLeast(t *testing.T) {
+	for _, tc := range []struct {
+		release string
+		want    bool
+	}{
+		{"6.1.0-18-amd64", true},
+		{"5.8.0", true},
+		{"5.10.209", true},
+		{"5.7.19-arch1", false},
+		{"4.19.0-26-amd64", false},
+		{"10.0", true},
+		{"", false},
+		{"linux", false},
+	} {
+		if got := kernelAtLeast(tc.release, 5, 8); got != tc.want {
+			t.Errorf("kernelAtLeast(%q, 5, 8) = %v, want %v", tc.release, got, tc.want)
 		}
 	}
 }

@@ -196,6 +196,43 @@ func fsync(fd int) error {
 	return ignoringEINTR(func() error { return unix.Fsync(fd) })
 }
 
+// closeChecked closes a file of the copy that will not be fsynced through
+// its descriptor; a file system that reports errors at close (NFS) says
+// so here.
+func closeChecked(fd int, rel string) error {
+	if err := unix.Close(fd); err != nil && err != unix.EINTR {
+		return fmt.Errorf("copy %s: close: %w", quote(rel), err)
+	}
+	return nil
+}
+
+// syncfsReportsErrors tells whether syncfs returns the write-back errors
+// of its file system that happened since the descriptor it is given was
+// opened, as Linux does from 5.8 on; before, it returned 0 whatever
+// became of the data, and only an fsync of each file can be trusted.
+var syncfsReportsErrors = sync.OnceValue(func() bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	return kernelAtLeast(unix.ByteSliceToString(u.Release[:]), 5, 8)
+})
+
+// kernelAtLeast reports whether a kernel release ("6.1.0-18-amd64") is
+// major.minor or later.
+func kernelAtLeast(release string, major, minor int) bool {
+	f := strings.FieldsFunc(release, func(r rune) bool { return r < '0' || r > '9' })
+	if len(f) < 2 {
+		return false
+	}
+	a, err1 := strconv.Atoi(f[0])
+	b, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return a > major || a == major && b >= minor
+}
+
 // splitPath returns the folder and the last name of a manifest path.
 func splitPath(rel string) (dir, name string) {
 	i := strings.LastIndexByte(rel, '/')
