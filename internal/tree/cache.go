@@ -20,10 +20,16 @@ import (
 //     current time, and ctime cannot be set back; so an unchanged ctime
 //     means unchanged contents, except for a write within the same tick
 //     of the file system's clock as the ctime seen (the "racy" case).
-//     Hence a hash is only kept for a file whose ctime was at least
-//     racyMargin older than the moment the scan began: a later write
-//     then gets a later ctime. This assumes the file system's clock is
-//     this machine's (a local file system, as every host's agent serves).
+//     Hence a hash is only kept for a file whose ctime was older than the
+//     moment the scan began by more than a tick: a later write then gets
+//     a later ctime. A tick is that of the kernel's coarse clock (at most
+//     10 ms) or of the file system's timestamps, whichever is longer: a
+//     nanosecond on ext4, XFS or btrfs, but a whole second on ext3 or on
+//     ext4 with small inodes, and more on FAT. A ctime that falls on a
+//     whole millisecond is taken to come from such a coarse file system
+//     (racyCoarse); others get racyMargin. This assumes the file system's
+//     clock is this machine's (a local file system, as every host's
+//     agent serves).
 //
 //   - The manifest of each copy as the last Copy or Sync left it, so that
 //     the next Sync into it need not scan it. It is trusted only while
@@ -41,17 +47,32 @@ type Cache struct {
 	// Two generations of hashes keep the memory bounded: when cur is
 	// full it becomes old, and old is dropped.
 	cur, old map[inode]cachedHash
-	copies   []*copyState  // most recently used last
-	racy     time.Duration // racyMargin; tests shorten it
+	copies   []*copyState // most recently used last
+	// racyMargin and racyCoarse; tests change them.
+	racy, racyCoarse time.Duration
 }
 
 // NewCache returns an empty cache.
-func NewCache() *Cache { return &Cache{cur: make(map[inode]cachedHash), racy: racyMargin} }
+func NewCache() *Cache {
+	return &Cache{cur: make(map[inode]cachedHash), racy: racyMargin, racyCoarse: racyCoarse}
+}
 
-// racyMargin: see Cache. Far longer than a tick of any kernel's coarse
-// clock, short enough that files copied by a pass a few seconds ago are
-// cached by the next scan.
-const racyMargin = 2 * time.Second
+// See Cache. racyMargin is five times the longest tick of the kernel's
+// coarse clock (10 ms at HZ=100), and short enough that the files a pass
+// copied just before are cached by the scan that follows it. racyCoarse
+// is for file systems whose timestamps count whole seconds, or two.
+const (
+	racyMargin = 50 * time.Millisecond
+	racyCoarse = 3 * time.Second
+)
+
+// racyFor is the margin for a file whose ctime is ctime.
+func (c *Cache) racyFor(ctime unix.Timespec) time.Duration {
+	if ctime.Nsec%int64(time.Millisecond) == 0 {
+		return c.racyCoarse
+	}
+	return c.racy
+}
 
 const (
 	maxCachedHashes = 1 << 20 // per generation; about 64 MiB for both
@@ -88,7 +109,7 @@ func (c *Cache) hash(st *unix.Stat_t) (Hash, bool) {
 // putHash remembers the hash of a file read after st was taken, by a
 // scan that began at began.
 func (c *Cache) putHash(st *unix.Stat_t, h Hash, began time.Time) {
-	if c == nil || st.Ctim.Nano() >= began.Add(-c.racy).UnixNano() {
+	if c == nil || st.Ctim.Nano() >= began.Add(-c.racyFor(st.Ctim)).UnixNano() {
 		return
 	}
 	c.mu.Lock()

@@ -37,12 +37,13 @@ func TestCacheHashes(t *testing.T) {
 
 	// Just written: within the racy margin, so never kept.
 	c := NewCache()
+	c.racy = time.Hour
 	scan(c)
 	if scan(c); opened.Load() != files {
 		t.Errorf("second scan read %d files, want all %d (all changed just now)", opened.Load(), files)
 	}
 
-	c.racy = 0
+	c.racy, c.racyCoarse = 0, 0
 	time.Sleep(20 * time.Millisecond) // past a tick of the coarse clock
 	first := scan(c)
 	again := scan(c)
@@ -79,6 +80,12 @@ func TestCacheHashes(t *testing.T) {
 // the copy says, through many passes of many kinds of change; and a copy
 // changed behind Sync's back is scanned again.
 func TestCacheCopy(t *testing.T) {
+	for _, batched := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fsync-batched=%v", batched), func(t *testing.T) { testCacheCopy(t, batched) })
+	}
+}
+
+func testCacheCopy(t *testing.T, batched bool) {
 	dir := t.TempDir()
 	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
 	build(t, src, append(mailHome(),
@@ -86,7 +93,7 @@ func TestCacheCopy(t *testing.T) {
 		L("Maildir/link", "cur"),
 	))
 	c := NewCache()
-	opt := Options{Cache: c, Workers: 3}
+	opt := Options{Cache: c, Workers: 3, noSyncfs: batched}
 	if _, err := Copy(context.Background(), src, dst, opt); err != nil {
 		t.Fatal(err)
 	}
@@ -258,4 +265,40 @@ func (w *mailWriter) step() error {
 		return nil
 	}
 	return err
+}
+
+// A ctime on a whole millisecond may come from a file system whose
+// timestamps count seconds: a write in the same second would keep it, so
+// such files need the long margin.
+func TestCacheRacyMargin(t *testing.T) {
+	c := NewCache()
+	for _, tc := range []struct {
+		ctime unix.Timespec
+		want  time.Duration
+	}{
+		{unix.Timespec{Sec: 1700000000, Nsec: 0}, racyCoarse},
+		{unix.Timespec{Sec: 1700000000, Nsec: 10_000_000}, racyCoarse},
+		{unix.Timespec{Sec: 1700000000, Nsec: 123_456_789}, racyMargin},
+		{unix.Timespec{Sec: 1700000000, Nsec: 1}, racyMargin},
+	} {
+		if got := c.racyFor(tc.ctime); got != tc.want {
+			t.Errorf("racyFor(%v) = %v, want %v", tc.ctime, got, tc.want)
+		}
+	}
+	// Kept only when older than the scan's start by more than the margin.
+	st := unix.Stat_t{Dev: 1, Ino: 2, Size: 3, Ctim: unix.Timespec{Sec: 1700000000, Nsec: 123_456_789}}
+	began := time.Unix(1700000000, 123_456_789).Add(racyMargin / 2)
+	c.putHash(&st, Hash{1}, began)
+	if _, ok := c.hash(&st); ok {
+		t.Error("a hash read within the margin was kept")
+	}
+	c.putHash(&st, Hash{1}, began.Add(racyMargin))
+	if h, ok := c.hash(&st); !ok || h != (Hash{1}) {
+		t.Errorf("a hash read past the margin: %v, %v", h, ok)
+	}
+	st.Ctim.Nsec = 0
+	c.putHash(&st, Hash{2}, time.Unix(1700000001, 0))
+	if h, _ := c.hash(&st); h == (Hash{2}) {
+		t.Error("a hash of a file with a whole-second ctime, read a second later, was kept")
+	}
 }
