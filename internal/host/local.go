@@ -29,6 +29,10 @@ type Local struct {
 	roots  []string
 	// Workers is the number of parallel workers for scans and copies.
 	Workers int
+	// Cache, if set, gives hashing scans the hashes of files unchanged
+	// since an earlier scan or copy read them (see tree.Cache). Give the
+	// hosts of a move the cache their copier uses.
+	Cache *tree.Cache
 }
 
 // NewLocal returns the local host h of cluster c.
@@ -230,42 +234,29 @@ func (l *Local) FreeBytes(ctx context.Context, p string) (int64, error) {
 	}
 }
 
-// Usage is du's count of the tree at p.
+// Usage is du's count of the tree at p, from a scan (in parallel, never
+// following a symlink). The scan refuses what a copy would refuse: a
+// FIFO, socket or device in the home.
 func (l *Local) Usage(ctx context.Context, p string) (int64, error) {
 	rp, err := l.real(p)
 	if err != nil {
 		return 0, err
 	}
-	return DiskUsage(rp)
+	return diskUsage(ctx, rp, l.Workers)
 }
 
 // DiskUsage sums allocated blocks under a real path, each inode once,
 // never following symlinks.
 func DiskUsage(root string) (int64, error) {
-	seen := map[uint64]bool{}
-	var total int64
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		if st.Nlink > 1 && !fi.IsDir() {
-			if seen[st.Ino] {
-				return nil
-			}
-			seen[st.Ino] = true
-		}
-		total += st.Blocks * 512
-		return nil
-	})
-	return total, err
+	return diskUsage(context.Background(), root, 0)
+}
+
+func diskUsage(ctx context.Context, root string, workers int) (int64, error) {
+	m, err := tree.Scan(ctx, root, tree.ScanOptions{Workers: workers})
+	if err != nil {
+		return 0, err
+	}
+	return m.DiskUsage(), nil
 }
 
 // OpenFiles lists processes with a file open (or their working folder)
@@ -323,7 +314,7 @@ func (l *Local) Scan(ctx context.Context, p string, hash bool) (*tree.Manifest, 
 	if err != nil {
 		return nil, err
 	}
-	return tree.Scan(ctx, rp, tree.ScanOptions{Hash: hash, Workers: l.Workers})
+	return tree.Scan(ctx, rp, tree.ScanOptions{Hash: hash, Workers: l.Workers, Cache: l.Cache})
 }
 
 // Run runs a command on this machine.

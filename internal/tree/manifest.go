@@ -72,6 +72,19 @@ type Entry struct {
 	dev, ino uint64 // identity of the inode, to find hard links
 	nlink    uint64
 	ctime    int64 // when the inode last changed (Cache)
+	blocks   int64 // 512-byte blocks allocated (DiskUsage)
+}
+
+// DiskUsage is the space the tree takes on disk as du counts it: the
+// blocks allocated to every folder, file and symlink, each inode once.
+func (m *Manifest) DiskUsage() int64 {
+	var total int64
+	for i := range m.Entries {
+		if e := &m.Entries[i]; e.Link == "" {
+			total += e.blocks * 512
+		}
+	}
+	return total
 }
 
 // Manifest is what a scan saw of a tree.

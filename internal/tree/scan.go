@@ -334,16 +334,17 @@ func hashFD(fd int, size int64) (Hash, error) {
 
 func entryOf(rel string, st *unix.Stat_t) Entry {
 	e := Entry{
-		Path:  rel,
-		Mode:  st.Mode & 0o7777,
-		UID:   st.Uid,
-		GID:   st.Gid,
-		MTime: st.Mtim.Nano(),
-		ATime: st.Atim.Nano(),
-		dev:   st.Dev,
-		ino:   st.Ino,
-		nlink: uint64(st.Nlink),
-		ctime: st.Ctim.Nano(),
+		Path:   rel,
+		Mode:   st.Mode & 0o7777,
+		UID:    st.Uid,
+		GID:    st.Gid,
+		MTime:  st.Mtim.Nano(),
+		ATime:  st.Atim.Nano(),
+		dev:    st.Dev,
+		ino:    st.Ino,
+		nlink:  uint64(st.Nlink),
+		ctime:  st.Ctim.Nano(),
+		blocks: st.Blocks,
 	}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
