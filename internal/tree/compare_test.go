@@ -1,9 +1,14 @@
 package tree
 
 import (
+	"io/fs"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestCompare(t *testing.T) {
@@ -104,5 +109,32 @@ func TestSortByPath(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// DiskUsage counts as du does: every name's blocks, a hard-linked file's
+// once, symlinks not followed.
+func TestDiskUsage(t *testing.T) {
+	root := t.TempDir()
+	big := strings.Repeat("x", 100_000)
+	build(t, root, []node{
+		F("a", big), H("b", "a"), F("c", "small"), L("d", "/etc"), D("e"), F("e/f", big),
+	})
+	m := mustScan(t, root)
+	var want int64
+	seen := map[uint64]bool{}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		if !seen[st.Ino] {
+			seen[st.Ino] = true
+			want += st.Blocks * 512
+		}
+		return nil
+	})
+	if got := m.DiskUsage(); got != want || got < 2*100_000 {
+		t.Errorf("DiskUsage = %d, want %d", got, want)
 	}
 }
