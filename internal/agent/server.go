@@ -25,6 +25,7 @@ import (
 	"github.com/maildist/maildist/internal/cluster"
 	"github.com/maildist/maildist/internal/config"
 	"github.com/maildist/maildist/internal/host"
+	"github.com/maildist/maildist/internal/tree"
 )
 
 // Options configure an agent.
@@ -120,6 +121,10 @@ func New(opt Options) (*Server, error) {
 		peers:   map[string]*http.Client{},
 		holds:   map[string]time.Time{},
 	}
+	// The coordinator hashes both trees of a move after its precopy and
+	// again in its verify, under the hold: the second finds the hashes of
+	// what did not change since (see tree.Cache).
+	s.local.Cache = tree.NewCache()
 	s.opt.FSRoot = fsroot
 	if s.opt.Idle <= 0 {
 		s.opt.Idle = time.Minute

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -391,10 +392,12 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 	if _, err := m.dst.MkdirAll(ctx, path.Dir(p.Staging), 0o700, 0, 0); err != nil {
 		return fail(StepCopy, ReasonCopyFailed, err)
 	}
+	began := time.Now()
 	st, err := e.Copier.Copy(ctx, m.src, p.Held, m.dst, p.Staging, copyMode)
 	if err != nil {
 		return fail(StepCopy, copyReason(err), err)
 	}
+	m.j.Append(Record{Step: RecNote, Note: fmt.Sprintf("copy: %s in %v", passSummary(st), time.Since(began).Round(time.Millisecond))})
 	m.res.Bytes += st.Bytes
 	e.emitBytes(m.res, StepCopy, st.Bytes)
 
@@ -474,10 +477,12 @@ func (m *mover) precopy(ctx context.Context) error {
 	}
 	var first tree.Stats
 	for pass := 1; pass <= maxPreCopyPasses; pass++ {
+		began := time.Now()
 		st, err := m.e.Copier.Copy(ctx, m.src, p.OldHome, m.dst, p.Staging, host.CopyLive)
 		if err != nil {
 			return fmt.Errorf("precopy pass %d: %w", pass, err)
 		}
+		m.j.Append(Record{Step: RecNote, Note: fmt.Sprintf("precopy pass %d: %s in %v", pass, passSummary(st), time.Since(began).Round(time.Millisecond))})
 		m.res.Bytes += st.Bytes
 		m.e.emitBytes(m.res, StepPreCopy, st.Bytes)
 		if pass == 1 {
@@ -499,7 +504,58 @@ func (m *mover) precopy(ctx context.Context) error {
 				pass, st.Bytes, changed))
 		}
 	}
-	return nil
+	return m.hashAhead(ctx)
+}
+
+// hashAhead reads and hashes both trees once while the user still works,
+// so that the verify under the hold, whose scans go through the hosts'
+// caches (tree.Cache), reads only the files that changed since: without
+// it the verify reads every file of both trees while the user waits. Its
+// manifests are thrown away; nothing is decided from them. A scan that
+// fails here only leaves the verify more to read.
+func (m *mover) hashAhead(ctx context.Context) error {
+	began := time.Now()
+	_, _, err := m.scanBoth(ctx, m.p.OldHome)
+	if err != nil && ctx.Err() == nil {
+		m.j.Append(Record{Step: RecNote, Note: "hashing ahead of the hold: " + err.Error()})
+		return nil
+	}
+	if err == nil {
+		m.j.Append(Record{Step: RecNote, Note: fmt.Sprintf("hashed both trees ahead of the hold in %v", time.Since(began).Round(time.Millisecond))})
+	}
+	return ctx.Err()
+}
+
+// passSummary says what a copy pass did, for the journal.
+func passSummary(st tree.Stats) string {
+	s := fmt.Sprintf("%d file(s), %d byte(s)", st.Files, st.Bytes)
+	for _, c := range []struct {
+		n    int
+		what string
+	}{{st.Dirs, "folder(s)"}, {st.Symlinks, "symlink(s)"}, {st.HardLinks, "hard link(s)"}, {st.Renamed, "renamed"},
+		{st.Appended, "appended"}, {st.Removed, "removed"}, {st.Fixed, "metadata fixed"}, {len(st.Vanished), "vanished"}} {
+		if c.n > 0 {
+			s += fmt.Sprintf(", %d %s", c.n, c.what)
+		}
+	}
+	return s
+}
+
+// scanBoth makes hashed manifests of src at srcPath and of staging, both
+// at once: they are on different hosts, or at least different trees.
+func (m *mover) scanBoth(ctx context.Context, srcPath string) (a, b *tree.Manifest, err error) {
+	var aerr, berr error
+	var wg sync.WaitGroup
+	wg.Go(func() { a, aerr = m.src.Scan(ctx, srcPath, true) })
+	wg.Go(func() { b, berr = m.dst.Scan(ctx, m.p.Staging, true) })
+	wg.Wait()
+	if aerr != nil {
+		return nil, nil, fmt.Errorf("scan source: %w", aerr)
+	}
+	if berr != nil {
+		return nil, nil, fmt.Errorf("scan copy: %w", berr)
+	}
+	return a, b, nil
 }
 
 // check refuses a move that cannot or should not happen now.
@@ -647,13 +703,9 @@ func (m *mover) verify(ctx context.Context) error {
 	opt := tree.CompareOptions{IgnoreOwners: os.Geteuid() != 0}
 	var diffs []tree.Diff
 	for round := 1; ; round++ {
-		a, err := m.src.Scan(ctx, m.p.Held, true)
+		a, b, err := m.scanBoth(ctx, m.p.Held)
 		if err != nil {
-			return fmt.Errorf("verify: scan source: %w", err)
-		}
-		b, err := m.dst.Scan(ctx, m.p.Staging, true)
-		if err != nil {
-			return fmt.Errorf("verify: scan copy: %w", err)
+			return fmt.Errorf("verify: %w", err)
 		}
 		diffs = tree.Compare(a, b, opt)
 		if len(diffs) == 0 {

@@ -154,9 +154,13 @@ func (f *fixture) engine(t testing.TB) *Engine {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One cache for the copier and the hosts' scans, as wire.Engine has.
+	cache := tree.NewCache()
 	hosts := map[string]host.Host{}
 	for _, h := range f.cluster.Hosts {
-		hosts[h.Name] = host.NewLocal(h, f.cluster)
+		l := host.NewLocal(h, f.cluster)
+		l.Cache = cache
+		hosts[h.Name] = l
 	}
 	return &Engine{
 		Cluster:   f.cluster,
@@ -167,7 +171,7 @@ func (f *fixture) engine(t testing.TB) *Engine {
 			}
 			return nil, fmt.Errorf("no host %q", n)
 		},
-		Copier:     &host.LocalCopier{},
+		Copier:     &host.LocalCopier{Options: tree.Options{Cache: cache}},
 		Hold:       &delivery.Rename{},
 		Activity:   fakeActivity{f},
 		Stub:       true,

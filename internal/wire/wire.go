@@ -29,6 +29,7 @@ import (
 	"github.com/maildist/maildist/internal/runstate"
 	"github.com/maildist/maildist/internal/survey"
 	"github.com/maildist/maildist/internal/survey/dovelog"
+	"github.com/maildist/maildist/internal/tree"
 )
 
 // Directory opens the directory a config names.
@@ -73,15 +74,19 @@ func Directory(cfg *config.Config) (directory.Directory, error) {
 // fsroot, the others through their agents (with the [tls] certificate,
 // loaded when first needed).
 func Hosts(cfg *config.Config) func(string) (host.Host, error) {
-	return hostsWith(cfg, lazyAgents(cfg, false))
+	return hostsWith(cfg, lazyAgents(cfg, false), nil)
 }
 
-func hostsWith(cfg *config.Config, pool func() (*agentapi.Pool, error)) func(string) (host.Host, error) {
+// hostsWith is Hosts with the agents of pool; the local hosts' scans
+// share cache (see host.Local.Cache), if set.
+func hostsWith(cfg *config.Config, pool func() (*agentapi.Pool, error), cache *tree.Cache) func(string) (host.Host, error) {
 	c := cfg.Cluster()
 	hs := map[string]host.Host{}
 	for _, h := range cfg.Hosts {
 		if h.Local() {
-			hs[h.Name] = host.NewLocal(h, c)
+			l := host.NewLocal(h, c)
+			l.Cache = cache
+			hs[h.Name] = l
 		}
 	}
 	return func(name string) (host.Host, error) {
@@ -243,11 +248,15 @@ func Engine(cfg *config.Config, opt Options) (*move.Engine, directory.Directory,
 		jd = filepath.Join(cfg.StateDir, "journal")
 	}
 	hostname, _ := os.Hostname()
+	// One cache for every copy and scan of the engine's moves: the passes
+	// under the hold then look only at what changed since the precopy
+	// (see tree.Cache).
+	cache := tree.NewCache()
 	e := &move.Engine{
 		Cluster:      cfg.Cluster(),
 		Directory:    dir,
-		Host:         hostsWith(cfg, pool),
-		Copier:       &host.LocalCopier{},
+		Host:         hostsWith(cfg, pool, cache),
+		Copier:       &host.LocalCopier{Options: tree.Options{Cache: cache}},
 		Hold:         hold,
 		HoldKinds:    newHold,
 		Activity:     act,
