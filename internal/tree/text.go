@@ -33,17 +33,49 @@ func (m *Manifest) WriteTo(w io.Writer) (int64, error) {
 		h += hashedSuffix
 	}
 	put(h + "\n" + textColumns + "\n")
+	// Appended into one buffer, not formatted with fmt: a move writes the
+	// manifest of the held tree while the user waits (saveVerified), and
+	// a Maildir may have a hundred thousand entries.
+	var line []byte
 	for i := range m.Entries {
 		e := &m.Entries[i]
-		hash := "-"
+		line = strconv.AppendQuote(line[:0], e.Path)
+		line = append(line, '\t')
+		line = append(line, e.Kind.String()...)
+		line = append(line, '\t')
+		line = appendMode(line, e.Mode)
+		line = append(line, '\t')
+		line = strconv.AppendUint(line, uint64(e.UID), 10)
+		line = append(line, '\t')
+		line = strconv.AppendUint(line, uint64(e.GID), 10)
+		line = append(line, '\t')
+		line = strconv.AppendInt(line, e.Size, 10)
+		line = append(line, '\t')
+		line = strconv.AppendInt(line, e.MTime, 10)
+		line = append(line, '\t')
 		if m.Hashed && e.Kind == File {
-			hash = e.Hash.String()
+			line = hex.AppendEncode(line, e.Hash[:])
+		} else {
+			line = append(line, '-')
 		}
-		put(fmt.Sprintf("%s\t%s\t%04o\t%d\t%d\t%d\t%d\t%s\t%s\t%s\n",
-			strconv.Quote(e.Path), e.Kind, e.Mode, e.UID, e.GID, e.Size, e.MTime, hash,
-			strconv.Quote(e.Target), strconv.Quote(e.Link)))
+		line = append(line, '\t')
+		line = strconv.AppendQuote(line, e.Target)
+		line = append(line, '\t')
+		line = strconv.AppendQuote(line, e.Link)
+		line = append(line, '\n')
+		k, _ := bw.Write(line)
+		n += int64(k)
 	}
 	return n, bw.Flush()
+}
+
+// appendMode appends mode as fmt's %04o would.
+func appendMode(b []byte, mode uint32) []byte {
+	o := strconv.FormatUint(uint64(mode), 8)
+	for range 4 - len(o) {
+		b = append(b, '0')
+	}
+	return append(b, o...)
 }
 
 // ReadManifest reads the text form written by WriteTo and checks that it
