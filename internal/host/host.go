@@ -77,7 +77,8 @@ const (
 	// held: a name that vanishes is an error.
 	CopyFresh CopyMode = iota
 	// CopySync brings an earlier copy at dstPath up to date with a held
-	// source.
+	// source. A copier may hand back the hashed manifest of the source it
+	// copied from in Stats.Source, for the verify.
 	CopySync
 	// CopyLive is a pass while the user still works: dstPath may hold an
 	// earlier pass or nothing; names that vanish meanwhile are left out.

@@ -398,6 +398,10 @@ func (c *LocalCopier) Copy(ctx context.Context, src Host, srcPath string, dst Ho
 	}
 	switch mode {
 	case CopySync:
+		// The source is held: the manifest this Sync copies from is
+		// what a verify compares the copy with (Stats.Source). With a
+		// cache, hashing it reads only what changed since last read.
+		opt.HashSource = opt.Cache != nil
 		return tree.Sync(ctx, rs, rd, opt)
 	case CopyLive:
 		if _, err := os.Lstat(rd); err == nil {

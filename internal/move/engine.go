@@ -274,6 +274,9 @@ type mover struct {
 	src, dst host.Host
 	res      Result
 	heldAt   time.Time
+	// copied is the hashed manifest of the held tree that the copy step
+	// worked from, if the copier gave it (tree.Stats.Source).
+	copied *tree.Manifest
 }
 
 // verifiedPath is where a move keeps the manifest of the held tree as it
@@ -398,6 +401,9 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 		return fail(StepCopy, copyReason(err), err)
 	}
 	m.j.Append(Record{Step: RecNote, Note: fmt.Sprintf("copy: %s in %v", passSummary(st), time.Since(began).Round(time.Millisecond))})
+	if st.Source != nil && st.Source.Hashed && len(st.Source.Vanished) == 0 {
+		m.copied = st.Source
+	}
 	m.res.Bytes += st.Bytes
 	e.emitBytes(m.res, StepCopy, st.Bytes)
 
@@ -699,11 +705,29 @@ const verifyRounds = 3
 
 // verify compares manifests (with content hashes) of the held tree and
 // staging; what differs is copied again, up to verifyRounds times.
+//
+// The first round takes the held tree's manifest from the copy step when
+// the copier gave it: that is the tree as it was copied, scanned under
+// the hold after it settled, so a fresh scan a moment later would only
+// repeat it; and staging, scanned afresh, must equal it. Mail written
+// into the held tree after that scan (which the hold should prevent) is
+// found the same way as mail written after the verify: the tree is
+// compared with this manifest after the release, and what is new is
+// carried over (carryLate). Later rounds scan both sides.
 func (m *mover) verify(ctx context.Context) error {
 	opt := tree.CompareOptions{IgnoreOwners: os.Geteuid() != 0}
 	var diffs []tree.Diff
 	for round := 1; ; round++ {
-		a, b, err := m.scanBoth(ctx, m.p.Held)
+		var a, b *tree.Manifest
+		var err error
+		if round == 1 && m.copied != nil {
+			a = m.copied
+			if b, err = m.dst.Scan(ctx, m.p.Staging, true); err != nil {
+				err = fmt.Errorf("scan copy: %w", err)
+			}
+		} else {
+			a, b, err = m.scanBoth(ctx, m.p.Held)
+		}
 		if err != nil {
 			return fmt.Errorf("verify: %w", err)
 		}

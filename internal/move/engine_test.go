@@ -255,12 +255,19 @@ type faultCopier struct {
 	copies    int
 	realStage func(p string) string
 	always    bool
+	final     bool // corrupt after the first copy under the hold instead
+	done      bool
 }
 
 func (c *faultCopier) Copy(ctx context.Context, src host.Host, sp string, dst host.Host, dp string, mode host.CopyMode) (tree.Stats, error) {
 	st, err := c.inner.Copy(ctx, src, sp, dst, dp, mode)
 	c.copies++
-	if err == nil && (c.copies == c.corrupt || c.always) {
+	hit := c.copies == c.corrupt
+	if c.final {
+		hit = mode == host.CopySync && !c.done
+		c.done = c.done || hit
+	}
+	if err == nil && (hit || c.always) {
 		m, _ := tree.Scan(ctx, c.realStage(dp), tree.ScanOptions{})
 		for _, en := range m.Entries {
 			if en.Kind == tree.File && en.Size > 0 {
@@ -281,28 +288,41 @@ func (c *faultCopier) Copy(ctx context.Context, src host.Host, sp string, dst ho
 	return st, err
 }
 
+// A file of the copy corrupted (contents changed, size and mtime kept)
+// after the first precopy pass, or after the final pass under the hold,
+// whose manifest of the held tree the verify compares the copy with: the
+// verify finds it and copies it again; corrupted every time, the move is
+// undone.
 func TestVerifyRepairsAndRefuses(t *testing.T) {
-	for _, always := range []bool{false, true} {
-		t.Run(fmt.Sprintf("always=%v", always), func(t *testing.T) {
-			f := newFixture(t, map[string]string{"alice": "h1"})
-			f.makeMaildir(t, "alice", "h1", 10)
-			before := snapshot(t, f.real("h1", "/h1/alice"))
-			e := f.engine(t)
-			e.Copier = &faultCopier{inner: e.Copier, corrupt: 1, always: always,
-				realStage: func(p string) string { return f.real("h2", p) }}
-			r := e.Move(context.Background(), Request{User: "alice", To: "h2"})
-			if always {
-				if r.Outcome != OutcomeFailed || r.Reason != ReasonVerifyFailed {
-					t.Fatalf("got %v", r)
-				}
-				f.settled(t, "alice", "h1", before)
-				return
-			}
-			if r.Outcome != OutcomeMoved {
-				t.Fatalf("got %v", r)
-			}
-			f.settled(t, "alice", "h2", before)
-		})
+	for _, final := range []bool{false, true} {
+		for _, always := range []bool{false, true} {
+			t.Run(fmt.Sprintf("final=%v/always=%v", final, always), func(t *testing.T) { testVerifyRepairs(t, final, always) })
+		}
+	}
+}
+
+func testVerifyRepairs(t *testing.T, final, always bool) {
+	f := newFixture(t, map[string]string{"alice": "h1"})
+	f.makeMaildir(t, "alice", "h1", 10)
+	before := snapshot(t, f.real("h1", "/h1/alice"))
+	e := f.engine(t)
+	e.PreCopy = true
+	e.Copier = &faultCopier{inner: e.Copier, corrupt: 1, always: always, final: final,
+		realStage: func(p string) string { return f.real("h2", p) }}
+	r := e.Move(context.Background(), Request{User: "alice", To: "h2"})
+	if always {
+		if r.Outcome != OutcomeFailed || r.Reason != ReasonVerifyFailed {
+			t.Fatalf("got %v", r)
+		}
+		f.settled(t, "alice", "h1", before)
+		return
+	}
+	if r.Outcome != OutcomeMoved {
+		t.Fatalf("got %v", r)
+	}
+	f.settled(t, "alice", "h2", before)
+	if !strings.Contains(string(readJournals(t, f)), "verify round 1: 1 difference(s)") {
+		t.Error("the journal does not say the verify found the corrupted file")
 	}
 }
 
@@ -450,4 +470,22 @@ func TestEntryChangedHearsHoldSwitchRelease(t *testing.T) {
 	if !slices.Equal(heard, want) {
 		t.Errorf("heard %q\nwant  %q", heard, want)
 	}
+}
+
+// readJournals returns every journal of the fixture, live or archived,
+// one after the other.
+func readJournals(t *testing.T, f *fixture) []byte {
+	t.Helper()
+	var all []byte
+	for _, pat := range []string{"*.journal", "archive/*.journal"} {
+		files, _ := filepath.Glob(filepath.Join(f.dir, "state", "journal", pat))
+		for _, file := range files {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, b...)
+		}
+	}
+	return all
 }

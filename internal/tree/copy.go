@@ -47,6 +47,12 @@ type Options struct {
 	// same copy need not scan it (see Cache). Share one Cache between all
 	// the copies and scans of a move.
 	Cache *Cache
+	// HashSource makes Sync hash the source's files as it scans them
+	// (through the Cache, reading only those changed since it last read
+	// them) and hand its manifest back in Stats.Source, for a verify to
+	// compare the copy with: the source as this Sync copied it. Unlike
+	// Hash, the copy is not hashed.
+	HashSource bool
 
 	hook            func(event, rel string) // for tests
 	noCopyFileRange bool                    // for tests: read and write only
@@ -73,6 +79,10 @@ type Stats struct {
 	// Vanished lists the source names that were gone, or replaced, when
 	// they were to be copied. The copy does not have them.
 	Vanished []string
+	// Source is the manifest of the source that a Sync with
+	// Options.HashSource worked from, hashed; nil otherwise. It is shared:
+	// do not change it.
+	Source *Manifest
 }
 
 // copyWorkers is the default for a copy: each file ends in an fsync, which

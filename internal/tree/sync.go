@@ -55,7 +55,7 @@ func Sync(ctx context.Context, src, dst string, opt Options) (Stats, error) {
 	var sm, dm *Manifest
 	var serr, derr error
 	var wg sync.WaitGroup
-	sopt := ScanOptions{Hash: opt.Hash, Workers: opt.Workers, Cache: opt.Cache, hook: opt.hook}
+	sopt := ScanOptions{Hash: opt.Hash || opt.HashSource, Workers: opt.Workers, Cache: opt.Cache, hook: opt.hook}
 	wg.Go(func() { sm, serr = scanFD(ctx, srcfd, sopt) })
 	wg.Go(func() {
 		if opt.Cache != nil && !opt.Hash {
@@ -137,6 +137,9 @@ func Sync(ctx context.Context, src, dst string, opt Options) (Stats, error) {
 		}
 	}
 	c.remember(dm)
+	if opt.HashSource {
+		c.stats.Source = sm
+	}
 	return c.result(nil)
 }
 

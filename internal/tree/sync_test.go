@@ -256,3 +256,45 @@ func TestPairs(t *testing.T) {
 		})
 	}
 }
+
+// With HashSource, Sync hands back the hashed manifest of the source it
+// copied from: what a hashed scan of the source says, and what the copy
+// now holds.
+func TestSyncHashSource(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	build(t, src, mailHome())
+	c := NewCache()
+	opt := Options{Cache: c}
+	st, err := Copy(context.Background(), src, dst, opt)
+	if err != nil || st.Source != nil {
+		t.Fatalf("Copy: %+v, %v; want no Source", st, err)
+	}
+	build(t, src, []node{F("Maildir/new/9.M9P9.host", msg)})
+	if st, err = Sync(context.Background(), src, dst, opt); err != nil || st.Source != nil {
+		t.Fatalf("Sync without HashSource: Source %v, %v", st.Source, err)
+	}
+	build(t, src, []node{F("Maildir/new/10.M10P10.host", msg)})
+	opt.HashSource = true
+	st, err = Sync(context.Background(), src, dst, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Source == nil || !st.Source.Hashed {
+		t.Fatalf("Source = %v, want a hashed manifest", st.Source)
+	}
+	want, err := Scan(context.Background(), src, ScanOptions{Hash: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := Compare(want, st.Source, CompareOptions{}); len(d) > 0 {
+		t.Errorf("Source differs from a scan of the source: %v", d)
+	}
+	copyNow, err := Scan(context.Background(), dst, ScanOptions{Hash: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := Compare(st.Source, copyNow, CompareOptions{IgnoreOwners: !isRoot()}); len(d) > 0 {
+		t.Errorf("the copy differs from Source: %v", d)
+	}
+}
