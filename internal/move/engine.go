@@ -493,6 +493,12 @@ func (m *mover) precopy(ctx context.Context) error {
 		m.e.emitBytes(m.res, StepPreCopy, st.Bytes)
 		if pass == 1 {
 			first = st
+			// Hash both trees now rather than after the last pass: what
+			// changes meanwhile is then caught by the next pass, not left
+			// for the final pass under the hold.
+			if err := m.hashAhead(ctx); err != nil {
+				return err
+			}
 			continue
 		}
 		// Little left: a pass that copied under 2% of the first pass's
@@ -510,12 +516,12 @@ func (m *mover) precopy(ctx context.Context) error {
 				pass, st.Bytes, changed))
 		}
 	}
-	return m.hashAhead(ctx)
+	return nil
 }
 
 // hashAhead reads and hashes both trees once while the user still works,
-// so that the verify under the hold, whose scans go through the hosts'
-// caches (tree.Cache), reads only the files that changed since: without
+// so that the passes under the hold, whose scans go through the hosts'
+// caches (tree.Cache), read only the files that changed since: without
 // it the verify reads every file of both trees while the user waits. Its
 // manifests are thrown away; nothing is decided from them. A scan that
 // fails here only leaves the verify more to read.
