@@ -89,19 +89,28 @@ func (l *ledger) manifest(root int, base *Manifest) *Manifest {
 		}
 		return false
 	}
+	// base is sorted and a pass under the hold writes a few names: merge
+	// them in, rather than sort a Maildir's worth of entries again.
+	put := make([]Entry, 0, len(l.put))
+	for _, e := range l.put {
+		put = append(put, e)
+	}
+	put = sortByPath(put)
 	var entries []Entry
 	if base != nil {
-		entries = make([]Entry, 0, len(base.Entries)+len(l.put))
+		entries = make([]Entry, 0, len(base.Entries)+len(put))
 		for _, e := range base.Entries {
 			if _, ok := l.put[e.Path]; ok || (len(l.del) > 0 && under(e.Path)) {
 				continue
 			}
+			for len(put) > 0 && put[0].Path < e.Path {
+				entries = append(entries, put[0])
+				put = put[1:]
+			}
 			entries = append(entries, e)
 		}
 	}
-	for _, e := range l.put {
-		entries = append(entries, e)
-	}
+	entries = append(entries, put...)
 	// Hard links are found again from the inodes: a name removed may
 	// have left the other name of its file alone.
 	for i := range entries {
