@@ -726,20 +726,29 @@ func (m *mover) verify(ctx context.Context) error {
 	for round := 1; ; round++ {
 		var a, b *tree.Manifest
 		var err error
+		saved := make(chan error, 1)
 		if round == 1 && m.copied != nil {
+			// The held side is known already: keep it while staging is
+			// scanned, not after.
 			a = m.copied
+			go func() { saved <- saveVerified(verifiedPath(m.j), a) }()
 			if b, err = m.dst.Scan(ctx, m.p.Staging, true); err != nil {
 				err = fmt.Errorf("scan copy: %w", err)
 			}
 		} else {
 			a, b, err = m.scanBoth(ctx, m.p.Held)
+			saved <- nil
 		}
+		serr := <-saved
 		if err != nil {
 			return fmt.Errorf("verify: %w", err)
 		}
 		diffs = tree.Compare(a, b, opt)
 		if len(diffs) == 0 {
-			return saveVerified(verifiedPath(m.j), a)
+			if a != m.copied { // not saved above
+				serr = saveVerified(verifiedPath(m.j), a)
+			}
+			return serr
 		}
 		m.j.Append(Record{Step: RecNote, Note: fmt.Sprintf("verify round %d: %d difference(s), first: %s", round, len(diffs), diffs[0])})
 		if round == verifyRounds {
