@@ -121,6 +121,20 @@ func BenchmarkScan(b *testing.B) {
 			}
 		})
 	}
+	// What the scans under a hold do: every file was hashed before, and
+	// only its metadata is read again.
+	b.Run("hash=cached", func(b *testing.B) {
+		b.SetBytes(size)
+		c := NewCache()
+		if _, err := Scan(context.Background(), src, ScanOptions{Hash: true, Cache: c}); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := Scan(context.Background(), src, ScanOptions{Hash: true, Cache: c}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkHash shows why Hash is XXH3-128: compare with SHA-256, which

@@ -43,18 +43,31 @@ import (
 //     (it never uses this manifest), so at worst a stale manifest makes a
 //     verify fail, never pass.
 type Cache struct {
-	mu sync.Mutex
-	// Two generations of hashes keep the memory bounded: when cur is
-	// full it becomes old, and old is dropped.
-	cur, old map[inode]cachedHash
-	copies   []*copyState // most recently used last
+	// The hashes, split by inode number so that the workers of a scan,
+	// each looking up tens of thousands of files, seldom wait for one
+	// another.
+	shards [hashShards]hashShard
+
+	mu     sync.Mutex
+	copies []*copyState // most recently used last
 	// racyMargin and racyCoarse; tests change them.
 	racy, racyCoarse time.Duration
 }
 
+// hashShard is one part of a Cache's hashes. Two generations keep the
+// memory bounded: when cur is full it becomes old, and old is dropped.
+type hashShard struct {
+	mu       sync.Mutex
+	cur, old map[inode]cachedHash
+}
+
 // NewCache returns an empty cache.
 func NewCache() *Cache {
-	return &Cache{cur: make(map[inode]cachedHash), racy: racyMargin, racyCoarse: racyCoarse}
+	c := &Cache{racy: racyMargin, racyCoarse: racyCoarse}
+	for i := range c.shards {
+		c.shards[i].cur = make(map[inode]cachedHash)
+	}
+	return c
 }
 
 // See Cache. racyMargin is five times the longest tick of the kernel's
@@ -75,7 +88,8 @@ func (c *Cache) racyFor(ctime unix.Timespec) time.Duration {
 }
 
 const (
-	maxCachedHashes = 1 << 20 // per generation; about 64 MiB for both
+	hashShards      = 16
+	maxCachedHashes = 1 << 20 / hashShards // per generation and shard; about 64 MiB in all
 	maxCachedCopies = 8
 )
 
@@ -92,12 +106,13 @@ func (c *Cache) hash(st *unix.Stat_t) (Hash, bool) {
 		return Hash{}, false
 	}
 	k := inode{st.Dev, st.Ino}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	h, ok := c.cur[k]
+	sh := c.shard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	h, ok := sh.cur[k]
 	if !ok {
-		if h, ok = c.old[k]; ok {
-			c.putLocked(k, h)
+		if h, ok = sh.old[k]; ok {
+			sh.putLocked(k, h)
 		}
 	}
 	if !ok || h.size != st.Size || h.mtime != st.Mtim.Nano() || h.ctime != st.Ctim.Nano() {
@@ -112,16 +127,20 @@ func (c *Cache) putHash(st *unix.Stat_t, h Hash, began time.Time) {
 	if c == nil || st.Ctim.Nano() >= began.Add(-c.racyFor(st.Ctim)).UnixNano() {
 		return
 	}
-	c.mu.Lock()
-	c.putLocked(inode{st.Dev, st.Ino}, cachedHash{size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), hash: h})
-	c.mu.Unlock()
+	k := inode{st.Dev, st.Ino}
+	sh := c.shard(k)
+	sh.mu.Lock()
+	sh.putLocked(k, cachedHash{size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), hash: h})
+	sh.mu.Unlock()
 }
 
-func (c *Cache) putLocked(k inode, h cachedHash) {
-	if len(c.cur) >= maxCachedHashes {
-		c.old, c.cur = c.cur, make(map[inode]cachedHash)
+func (c *Cache) shard(k inode) *hashShard { return &c.shards[k.ino%hashShards] }
+
+func (sh *hashShard) putLocked(k inode, h cachedHash) {
+	if len(sh.cur) >= maxCachedHashes {
+		sh.old, sh.cur = sh.cur, make(map[inode]cachedHash)
 	}
-	c.cur[k] = h
+	sh.cur[k] = h
 }
 
 // copyState is a copy as the last Copy or Sync into it left it.

@@ -1,6 +1,7 @@
 package tree
 
 import (
+	"fmt"
 	"io/fs"
 	"path/filepath"
 	"reflect"
@@ -109,6 +110,41 @@ func TestSortByPath(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A manifest big enough to be sorted in halves and merged, given in
+// parts as a scan gives them, comes out whole and in order.
+func TestSortPartsBig(t *testing.T) {
+	const n = 30000
+	var want []string
+	var parts [][]Entry
+	var part []Entry
+	x := uint32(2463534242)
+	for i := range n {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		p := fmt.Sprintf("Maildir/cur/%d.M%d:2,S", x, i)
+		want = append(want, p)
+		part = append(part, Entry{Path: p, Size: int64(i)})
+		if len(part) == int(x%300)+1 || i == n-1 {
+			parts = append(parts, part)
+			part = nil
+		}
+	}
+	slices.Sort(want)
+	got := sortParts(parts)
+	if len(got) != n {
+		t.Fatalf("%d entries, want %d", len(got), n)
+	}
+	for i, e := range got {
+		if e.Path != want[i] {
+			t.Fatalf("entry %d: %q, want %q", i, e.Path, want[i])
+		}
+		if !strings.HasSuffix(e.Path, fmt.Sprintf(".M%d:2,S", e.Size)) {
+			t.Fatalf("entry %d: %q carries size %d of another entry", i, e.Path, e.Size)
+		}
 	}
 }
 

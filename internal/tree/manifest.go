@@ -4,9 +4,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -153,9 +155,7 @@ func (m *Manifest) finish() {
 }
 
 // sortByPath returns entries sorted by Path, reusing the slice if it is
-// sorted already. An Entry is large: moving entries about was most of
-// what sorting a big manifest cost, so it sorts small references to them
-// and then moves each entry once, into a new slice.
+// sorted already.
 func sortByPath(es []Entry) []Entry {
 	sorted := true
 	for i := 1; i < len(es) && sorted; i++ {
@@ -164,18 +164,52 @@ func sortByPath(es []Entry) []Entry {
 	if sorted {
 		return es
 	}
+	return sortParts([][]Entry{es})
+}
+
+// sortParts returns the entries of parts in one new slice, sorted by
+// Path. An Entry is large: moving entries about was most of what sorting
+// a big manifest cost, so it sorts small references to them and then
+// moves each entry once. A big manifest (a scan under the hold lists
+// every message) is sorted in two halves at once, then merged.
+func sortParts(parts [][]Entry) []Entry {
 	type ref struct {
 		path string
-		i    int
+		p, i int32
 	}
-	refs := make([]ref, len(es))
-	for i := range es {
-		refs[i] = ref{es[i].Path, i}
+	n := 0
+	for _, es := range parts {
+		n += len(es)
 	}
-	slices.SortFunc(refs, func(a, b ref) int { return strings.Compare(a.path, b.path) })
-	out := make([]Entry, len(es))
-	for k, r := range refs {
-		out[k] = es[r.i]
+	refs := make([]ref, 0, n)
+	for p, es := range parts {
+		for i := range es {
+			refs = append(refs, ref{es[i].Path, int32(p), int32(i)})
+		}
+	}
+	byPath := func(a, b ref) int { return strings.Compare(a.path, b.path) }
+	out := make([]Entry, n)
+	if n < 1<<13 || runtime.GOMAXPROCS(0) < 2 {
+		slices.SortFunc(refs, byPath)
+		for k, r := range refs {
+			out[k] = parts[r.p][r.i]
+		}
+		return out
+	}
+	a, b := refs[:n/2], refs[n/2:]
+	var wg sync.WaitGroup
+	wg.Go(func() { slices.SortFunc(a, byPath) })
+	slices.SortFunc(b, byPath)
+	wg.Wait()
+	i, j := 0, 0
+	for k := range out {
+		var r ref
+		if j == len(b) || i < len(a) && a[i].path < b[j].path {
+			r, i = a[i], i+1
+		} else {
+			r, j = b[j], j+1
+		}
+		out[k] = parts[r.p][r.i]
 	}
 	return out
 }

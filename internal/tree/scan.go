@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -57,7 +56,7 @@ type scanner struct {
 	began time.Time // for Cache: hashes of files changed since are not kept
 
 	mu       sync.Mutex
-	entries  []Entry
+	parts    [][]Entry // what each job found
 	vanished []string
 }
 
@@ -67,7 +66,7 @@ func scanFD(ctx context.Context, root int, opt ScanOptions) (*Manifest, error) {
 		return nil, fmt.Errorf("scan .: %w", err)
 	}
 	s := &scanner{root: root, opt: opt, jobs: newJobs(ctx, false), began: time.Now()}
-	s.entries = append(s.entries, entryOf(".", &st))
+	s.parts = append(s.parts, []Entry{entryOf(".", &st)})
 	s.jobs.add(func() error { return s.list(".", st.Dev, st.Ino) })
 	workers := opt.Workers
 	if workers <= 0 {
@@ -76,7 +75,7 @@ func scanFD(ctx context.Context, root int, opt ScanOptions) (*Manifest, error) {
 	if err := s.jobs.run(workers); err != nil {
 		return nil, err
 	}
-	m := &Manifest{Entries: s.entries, Hashed: opt.Hash, Vanished: s.vanished}
+	m := &Manifest{Entries: sortParts(s.parts), Hashed: opt.Hash, Vanished: s.vanished}
 	m.finish()
 	return m, nil
 }
@@ -126,7 +125,16 @@ func (s *scanner) list(rel string, dev, ino uint64) error {
 		return err
 	}
 	s.hook("read-dir", rel)
-	names, err := readDirents(fd)
+	// The names are looked at as they are read: a Maildir folder may
+	// hold tens of thousands.
+	err = readDirents(fd, func(names []dirent) {
+		for len(names) > 0 {
+			n := min(chunk, len(names))
+			part := names[:n:n]
+			names = names[n:]
+			s.jobs.add(func() error { return s.look(rel, dev, ino, part) })
+		}
+	})
 	unix.Close(fd)
 	if errors.Is(err, unix.ENOENT) && rel != "." {
 		// Removed after it was opened: reading an unlinked folder fails.
@@ -135,18 +143,6 @@ func (s *scanner) list(rel string, dev, ino uint64) error {
 	}
 	if err != nil {
 		return fmt.Errorf("scan %s: read folder: %w", quote(rel), err)
-	}
-	// Room for all of them at once: a Maildir folder may hold tens of
-	// thousands, and growing the slice in steps would copy it again and
-	// again.
-	s.mu.Lock()
-	s.entries = slices.Grow(s.entries, len(names))
-	s.mu.Unlock()
-	for len(names) > 0 {
-		n := min(chunk, len(names))
-		part := names[:n:n]
-		names = names[n:]
-		s.jobs.add(func() error { return s.look(rel, dev, ino, part) })
 	}
 	return nil
 }
@@ -191,7 +187,7 @@ func (s *scanner) look(dir string, dev, ino uint64, names []dirent) error {
 		}
 	}
 	s.mu.Lock()
-	s.entries = append(s.entries, out...)
+	s.parts = append(s.parts, out)
 	s.vanished = append(s.vanished, lost...)
 	s.mu.Unlock()
 	return nil

@@ -117,10 +117,10 @@ type dirent struct {
 }
 
 // readDirents lists a folder with the type of each name: every name but
-// "." and "..".
-func readDirents(fd int) ([]dirent, error) {
+// "." and "..". It gives them to each as they are read, some at a time,
+// so that a big folder's names can be looked at while the rest are read.
+func readDirents(fd int, each func([]dirent)) error {
 	buf := make([]byte, 64<<10)
-	var out []dirent
 	for {
 		var n int
 		err := ignoringEINTR(func() error {
@@ -129,10 +129,10 @@ func readDirents(fd int) ([]dirent, error) {
 			return err
 		})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if n <= 0 {
-			return out, nil
+			return nil
 		}
 		// struct linux_dirent64: ino u64, off s64, reclen u16, type u8,
 		// then the name, NUL-terminated. The names of one read are
@@ -148,7 +148,7 @@ func readDirents(fd int) ([]dirent, error) {
 		for b := buf[:n]; len(b) >= nameOff; {
 			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
 			if reclen < nameOff || reclen > len(b) {
-				return nil, fmt.Errorf("getdents: bad record length %d", reclen)
+				return fmt.Errorf("getdents: bad record length %d", reclen)
 			}
 			rec := b[nameOff:reclen]
 			if i := bytes.IndexByte(rec, 0); i >= 0 {
@@ -160,10 +160,15 @@ func readDirents(fd int) ([]dirent, error) {
 			}
 			b = b[reclen:]
 		}
-		all := string(names)
-		for _, sp := range spans {
-			out = append(out, dirent{name: all[sp.from:sp.to], typ: sp.typ})
+		if len(spans) == 0 {
+			continue
 		}
+		all := string(names)
+		out := make([]dirent, len(spans))
+		for i, sp := range spans {
+			out[i] = dirent{name: all[sp.from:sp.to], typ: sp.typ}
+		}
+		each(out)
 	}
 }
 

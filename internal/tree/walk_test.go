@@ -3,8 +3,10 @@ package tree
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -226,4 +228,50 @@ func TestSyncWithoutCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTree(t, src, dst)
+}
+
+// A folder too big for one read of its listing is looked at while the
+// rest is read; every name comes out once, and a name removed meanwhile
+// is listed as vanished.
+func TestScanBigFolder(t *testing.T) {
+	root := t.TempDir()
+	cur := filepath.Join(root, "Maildir", "cur")
+	if err := os.MkdirAll(cur, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5000 // over 300 KB of names: several reads of 64 KiB
+	for i := range n {
+		name := fmt.Sprintf("%d.M%dP%d.mail.example.edu,S=%d,W=%d:2,S", 1600000000+i, i*7, i, i, i+20)
+		if err := os.WriteFile(filepath.Join(cur, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var gone atomic.Value
+	m, err := Scan(context.Background(), root, ScanOptions{Hash: true, hook: func(event, rel string) {
+		if (event == "stat" || event == "open") && strings.HasPrefix(rel, "Maildir/cur/") && gone.Load() == nil {
+			gone.Store(rel)
+			os.Remove(filepath.Join(root, rel))
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, _ := gone.Load().(string)
+	names, err := os.ReadDir(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != n-1 || m.Totals.Files != n-1 || !slices.Equal(m.Vanished, []string{removed}) {
+		t.Fatalf("%d names left, %d files in the manifest, vanished %q (removed %q)", len(names), m.Totals.Files, m.Vanished, removed)
+	}
+	for _, d := range names {
+		if e := m.Find("Maildir/cur/" + d.Name()); e == nil || e.Kind != File {
+			t.Fatalf("%s: not in the manifest as a file", d.Name())
+		}
+	}
+	for i := 1; i < len(m.Entries); i++ {
+		if m.Entries[i-1].Path >= m.Entries[i].Path {
+			t.Fatalf("not sorted at %d: %q, %q", i, m.Entries[i-1].Path, m.Entries[i].Path)
+		}
+	}
 }
