@@ -396,6 +396,9 @@ func (c *LocalCopier) Copy(ctx context.Context, src Host, srcPath string, dst Ho
 			throttle(ctx, c.Limit, n)
 		}
 	}
+	// Hash what is copied while it is in memory: the verify then reads
+	// neither tree again.
+	opt.ReadBack = opt.Cache != nil
 	switch mode {
 	case CopySync:
 		// The source is held: the manifest this Sync copies from is

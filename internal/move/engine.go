@@ -495,9 +495,12 @@ func (m *mover) precopy(ctx context.Context) error {
 			first = st
 			// Hash both trees now rather than after the last pass: what
 			// changes meanwhile is then caught by the next pass, not left
-			// for the final pass under the hold.
-			if err := m.hashAhead(ctx); err != nil {
-				return err
+			// for the final pass under the hold. A copier that read back
+			// what it copied (tree.Options.ReadBack) has done so already.
+			if !st.ReadBack {
+				if err := m.hashAhead(ctx); err != nil {
+					return err
+				}
 			}
 			continue
 		}

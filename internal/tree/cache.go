@@ -29,7 +29,9 @@ import (
 //     whole millisecond is taken to come from such a coarse file system
 //     (racyCoarse); others get racyMargin. This assumes the file system's
 //     clock is this machine's (a local file system, as every host's
-//     agent serves).
+//     agent serves). A Copy or Sync that reads back what it copied
+//     (Options.ReadBack) keeps the hashes of the source's files by the
+//     same rule, and those of the copy's files regardless (putOwn).
 //
 //   - The manifest of each copy as the last Copy or Sync left it, so that
 //     the next Sync into it need not scan it. It is trusted only while
@@ -125,6 +127,23 @@ func (c *Cache) hash(st *unix.Stat_t) (Hash, bool) {
 // scan that began at began.
 func (c *Cache) putHash(st *unix.Stat_t, h Hash, began time.Time) {
 	if c == nil || st.Ctim.Nano() >= began.Add(-c.racyFor(st.Ctim)).UnixNano() {
+		return
+	}
+	k := inode{st.Dev, st.Ino}
+	sh := c.shard(k)
+	sh.mu.Lock()
+	sh.putLocked(k, cachedHash{size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), hash: h})
+	sh.mu.Unlock()
+}
+
+// putOwn remembers the hash of a file of a copy, read back by the Copy
+// or Sync that wrote it, after its last write (Options.ReadBack). Its
+// ctime is the time of that write, so putHash would refuse it; it is
+// kept because the copy is private (see Cache): nothing else writes to
+// it, and Copy and Sync change a copied file's contents only by making a
+// new file or by appending, which changes its inode or its size.
+func (c *Cache) putOwn(st *unix.Stat_t, h Hash) {
+	if c == nil {
 		return
 	}
 	k := inode{st.Dev, st.Ino}

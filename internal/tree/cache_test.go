@@ -76,6 +76,68 @@ func TestCacheHashes(t *testing.T) {
 	}
 }
 
+// A copy that reads back what it copies (Options.ReadBack) leaves the
+// hashes of both trees in the cache: hashing scans of either read nothing
+// and give what a scan without the cache gives, and reading back changed
+// no time of the copy.
+func TestCacheReadBack(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	build(t, src, mailHome())
+	c := NewCache()
+	c.racy, c.racyCoarse = 0, 0
+	time.Sleep(20 * time.Millisecond) // the source's ctimes past a tick of the coarse clock
+	st, err := Copy(context.Background(), src, dst, Options{Cache: c, ReadBack: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.ReadBack {
+		t.Errorf("stats %+v: ReadBack not set", st)
+	}
+	for _, root := range []string{src, dst} {
+		var opened atomic.Int32
+		cached, err := Scan(context.Background(), root, ScanOptions{Hash: true, Cache: c, hook: func(event, rel string) {
+			if event == "open" {
+				opened.Add(1)
+			}
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if opened.Load() != 0 {
+			t.Errorf("%s: the scan after the copy read %d files, want none", root, opened.Load())
+		}
+		read, err := Scan(context.Background(), root, ScanOptions{Hash: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := Compare(read, cached, CompareOptions{}); len(d) > 0 {
+			t.Errorf("%s: cached hashes differ from read ones: %v", root, d)
+		}
+	}
+	sameTree(t, src, dst)
+	for _, e := range mustScan(t, src).Entries {
+		if e.Kind != File || e.Link != "" {
+			continue
+		}
+		var a, b unix.Stat_t
+		if err := unix.Lstat(filepath.Join(src, e.Path), &a); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Lstat(filepath.Join(dst, e.Path), &b); err != nil {
+			t.Fatal(err)
+		}
+		if a.Atim != b.Atim || a.Mtim != b.Mtim {
+			t.Errorf("%s: copy's atime %v mtime %v, source's %v %v", e.Path, b.Atim, b.Mtim, a.Atim, a.Mtim)
+		}
+	}
+
+	// Without a cache there is nowhere to keep them.
+	if st, err := Copy(context.Background(), src, filepath.Join(dir, "other"), Options{ReadBack: true}); err != nil || st.ReadBack {
+		t.Errorf("without a cache: ReadBack %v, err %v", st.ReadBack, err)
+	}
+}
+
 // TestCacheCopy: the manifest a cache keeps of a copy is what a scan of
 // the copy says, through many passes of many kinds of change; and a copy
 // changed behind Sync's back is scanned again.

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -53,6 +54,13 @@ type Options struct {
 	// compare the copy with: the source as this Sync copied it. Unlike
 	// Hash, the copy is not hashed.
 	HashSource bool
+	// ReadBack makes Copy and Sync, given a Cache, read back each file
+	// they copy, from the source and from the copy, while both are still
+	// in memory, and keep the two hashes in the Cache (Stats.ReadBack):
+	// a hashing scan of either tree after it (a verify) then reads
+	// neither, only stats them. The copy's hash is of what it holds, read
+	// back from it, never of what was written to it.
+	ReadBack bool
 
 	hook            func(event, rel string) // for tests
 	noCopyFileRange bool                    // for tests: read and write only
@@ -79,6 +87,9 @@ type Stats struct {
 	// Vanished lists the source names that were gone, or replaced, when
 	// they were to be copied. The copy does not have them.
 	Vanished []string
+	// ReadBack is set when every file copied was read back and its
+	// hashes kept (Options.ReadBack).
+	ReadBack bool
 	// Source is the manifest of the source that a Sync with
 	// Options.HashSource worked from, hashed; nil otherwise. It is shared:
 	// do not change it.
@@ -239,6 +250,8 @@ type copier struct {
 	syncfs     bool    // some metadata could only be made durable by syncfs
 	syncAtEnd  bool    // no fsyncs: Copy ends with one syncfs instead
 	led        *ledger // what was written, for Options.Cache; nil: not kept
+	readBack   bool    // Options.ReadBack with a Cache
+	began      time.Time
 }
 
 func newCopier(src, dst int, opt Options) *copier {
@@ -248,11 +261,14 @@ func newCopier(src, dst int, opt Options) *copier {
 		cfr:      !opt.noCopyFileRange,
 		skip:     opt.SkipVanished,
 		vanished: make(map[string]bool),
+		readBack: opt.ReadBack && opt.Cache != nil,
+		began:    time.Now(),
 	}
 }
 
 func (c *copier) result(err error) (Stats, error) {
 	sort.Strings(c.stats.Vanished)
+	c.stats.ReadBack = c.readBack && err == nil
 	return c.stats, err
 }
 
@@ -475,7 +491,14 @@ func (c *copier) copyFile(sdir, ddir int, name, rel string, b *syncBatch) (int64
 	default:
 		return 0, specialError("copy", rel, st.Mode)
 	}
-	dfd, err := openat(ddir, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	flags := unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	if c.readBack {
+		// Read back without touching its atime, set to the source's
+		// below. The file is this process's own while it is created,
+		// so O_NOATIME is allowed.
+		flags = unix.O_RDWR | unix.O_NOATIME | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	}
+	dfd, err := openat(ddir, name, flags, 0o600)
 	if err != nil {
 		return 0, fmt.Errorf("copy %s: create: %w", quote(rel), err)
 	}
@@ -486,6 +509,11 @@ func (c *copier) copyFile(sdir, ddir int, name, rel string, b *syncBatch) (int64
 	}
 	if err := c.setMeta(dfd, &st); err != nil {
 		return n, fmt.Errorf("copy %s: %w", quote(rel), err)
+	}
+	if c.readBack {
+		if err := c.readBackFile(sfd, dfd, &st, rel); err != nil {
+			return n, err
+		}
 	}
 	if c.syncAtEnd {
 		// Left to the syncfs at the end; starting the write-back of each
@@ -501,6 +529,29 @@ func (c *copier) copyFile(sdir, ddir int, name, rel string, b *syncBatch) (int64
 	// come back from the fsync too.
 	unix.SyncFileRange(dfd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	return n, nil
+}
+
+// readBackFile hashes a file just copied, on both sides (Options.ReadBack):
+// the source as it was stat'ed (st) before it was copied, the copy as it
+// is now, each read from its start. The source's hash is kept as a
+// hashing scan's would be (Cache.putHash); the copy's as one of a copy
+// this process wrote (Cache.putOwn).
+func (c *copier) readBackFile(sfd, dfd int, st *unix.Stat_t, rel string) error {
+	sh, err := hashFrom(sfd, 0, st.Size)
+	if err != nil {
+		return fmt.Errorf("copy %s: read back: %w", quote(rel), err)
+	}
+	dst, err := fstat(dfd)
+	if err != nil {
+		return fmt.Errorf("copy %s: stat the copy: %w", quote(rel), err)
+	}
+	dh, err := hashFrom(dfd, 0, dst.Size)
+	if err != nil {
+		return fmt.Errorf("copy %s: read back the copy: %w", quote(rel), err)
+	}
+	c.opt.Cache.putHash(st, sh, c.began)
+	c.opt.Cache.putOwn(&dst, dh)
+	return nil
 }
 
 // record notes in the ledger a file of the copy, open as fd, as it is now.

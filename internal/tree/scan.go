@@ -298,6 +298,12 @@ func (s *scanner) hashListed(dirfd int, name, rel string) (Entry, error) {
 // that has grown since is hashed as it was; one that has shrunk gives a
 // hash of fewer bytes, which differs.
 func hashFD(fd int, size int64) (Hash, error) {
+	return hashFrom(fd, -1, size)
+}
+
+// hashFrom is hashFD reading from offset off (pread), leaving the file's
+// offset alone; off -1 reads from the file's offset, moving it on.
+func hashFrom(fd int, off, size int64) (Hash, error) {
 	h := xxh3.New128()
 	if size <= 0 {
 		return h.Sum128().Bytes(), nil
@@ -313,7 +319,11 @@ func hashFD(fd int, size int64) (Hash, error) {
 		var n int
 		err := ignoringEINTR(func() error {
 			var err error
-			n, err = unix.Read(fd, b)
+			if off < 0 {
+				n, err = unix.Read(fd, b)
+			} else {
+				n, err = unix.Pread(fd, b, off)
+			}
 			return err
 		})
 		if err != nil {
@@ -324,6 +334,9 @@ func hashFD(fd int, size int64) (Hash, error) {
 		}
 		h.Write(b[:n])
 		size -= int64(n)
+		if off >= 0 {
+			off += int64(n)
+		}
 	}
 	return h.Sum128().Bytes(), nil
 }
