@@ -21,6 +21,7 @@ type moveOptions struct {
 	allowUnsafe bool
 	noPreCopy   bool
 	kick        bool
+	allowClosed bool
 }
 
 func newMoveCommand(g *globals) *cobra.Command {
@@ -53,6 +54,7 @@ host, --force skips the check.`,
 	f.BoolVar(&opts.local, "local", false, "check for live sessions on the source host only")
 	f.BoolVar(&opts.allowUnsafe, "unsafe-hold", false, "hold by renaming even where the user could recreate the home (mail may land in a new empty home; it is carried over)")
 	f.BoolVar(&opts.kick, "kick", false, "end the user's live sessions once delivery is held, instead of refusing (doveadm kick, or signals with activity proc)")
+	f.BoolVar(&opts.allowClosed, "allow-closed", false, "move to a host with accept_new = false all the same")
 	f.BoolVar(&opts.noPreCopy, "no-precopy", false, "copy only under the hold (the user waits for the whole copy)")
 	cmd.MarkFlagsMutuallyExclusive("force", "local")
 	return cmd
@@ -69,7 +71,7 @@ func runMove(ctx context.Context, opts moveOptions, g *globals, args []string) e
 	}
 	defer dir.Close()
 	warnUnfinished(g, cfg, args[0])
-	r := e.Move(ctx, move.Request{User: args[0], To: args[1], Force: opts.force, Local: opts.local, Kick: opts.kick})
+	r := e.Move(ctx, move.Request{User: args[0], To: args[1], Force: opts.force, Local: opts.local, Kick: opts.kick, AllowClosed: opts.allowClosed})
 	printResult(g, r)
 	return resultError(r)
 }

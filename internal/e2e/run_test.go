@@ -298,3 +298,36 @@ func TestRunSkipsChangedUsersAndBadLines(t *testing.T) {
 		t.Errorf("tried again: %v", results(t, rd)[u.User])
 	}
 }
+
+// A host with accept_new = false refuses a move, and the refusal names
+// the flag that asks for it all the same, which then works.
+func TestMoveToClosedHost(t *testing.T) {
+	c, rd := small(t, 40)
+	u := todoOf(t, rd)[0]
+	cfg, err := os.ReadFile(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := "name = \"" + u.To + "\"\n"
+	i := strings.Index(string(cfg), block)
+	j := strings.Index(string(cfg[i:]), "accept_new = true")
+	if i < 0 || j < 0 {
+		t.Fatalf("no accept_new for %s in\n%s", u.To, cfg)
+	}
+	closed := string(cfg[:i+j]) + "accept_new = false" + string(cfg[i+j+len("accept_new = true"):])
+	if err := os.WriteFile(c.Config, []byte(closed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := must(t, c.Config, []int{1, 3}, "move", u.User, u.To)
+	if !strings.Contains(r.stdout+r.stderr, "--allow-closed") {
+		t.Fatalf("refusal does not say how to ask for it:\n%s\n%s", r.stdout, r.stderr)
+	}
+	must(t, c.Config, nil, "move", "--allow-closed", u.User, u.To)
+	after, err := config.Load(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := after.Cluster().HostOf(homesNow(t, after)[u.User]); h.Name != u.To {
+		t.Errorf("%s is on %s, not %s", u.User, h.Name, u.To)
+	}
+}
