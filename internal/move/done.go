@@ -12,6 +12,7 @@ import (
 	"github.com/maildist/maildist/internal/cluster"
 	"github.com/maildist/maildist/internal/delivery"
 	"github.com/maildist/maildist/internal/host"
+	"github.com/maildist/maildist/internal/tree"
 )
 
 // DoneOptions configure Done.
@@ -242,6 +243,17 @@ func (e *Engine) removeStub(ctx context.Context, src host.Host, j *Journal) erro
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove stub: %w", err)
+	}
+	// A stub step killed while it wrote the .forward leaves its
+	// temporary file beside it.
+	if m, err := src.Scan(ctx, p.NewHome, false); err == nil {
+		for _, en := range m.Entries {
+			if en.Kind == tree.File && isStubTemp(en.Path) {
+				if err := src.Remove(ctx, path.Join(p.NewHome, en.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("remove stub: %w", err)
+				}
+			}
+		}
 	}
 	if err := src.Remove(ctx, p.NewHome); err != nil {
 		return fmt.Errorf("stub folder %s on %s is not empty; left in place: %w", p.NewHome, p.From, err)

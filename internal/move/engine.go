@@ -894,12 +894,32 @@ func (e *Engine) makeStub(ctx context.Context, src host.Host, p Plan) error {
 	return nil
 }
 
+// isStubTemp reports whether a name in a stub folder is the temporary
+// file of a .forward being written (fsutil.WriteFile), left by a stub
+// step that was killed.
+func isStubTemp(name string) bool {
+	return strings.HasPrefix(name, "..forward.tmp-") && !strings.Contains(name, "/")
+}
+
 // isStub reports whether what is at the new home's path on the old host is
 // a stub an earlier move left (the user went away and came back before
 // done): a folder holding only the .forward this move would write.
 func (e *Engine) isStub(ctx context.Context, h host.Host, p Plan) bool {
 	m, err := h.Scan(ctx, p.NewHome, false)
-	if err != nil || len(m.Entries) != 2 || m.Entries[1].Path != ".forward" {
+	if err != nil {
+		return false
+	}
+	fwd := false
+	for _, en := range m.Entries[1:] {
+		switch {
+		case en.Path == ".forward" && en.Kind == tree.File:
+			fwd = true
+		case en.Kind == tree.File && isStubTemp(en.Path):
+		default:
+			return false
+		}
+	}
+	if !fwd {
 		return false
 	}
 	b, err := h.ReadFile(ctx, path.Join(p.NewHome, ".forward"))

@@ -77,6 +77,43 @@ func TestMoveAndDone(t *testing.T) {
 	f.settled(t, "alice", "h1", before)
 }
 
+// A stub step killed while writing the .forward leaves its temporary file
+// in the stub: done removes it with the stub, and nothing else.
+func TestStubTempLeftByKill(t *testing.T) {
+	f := newFixture(t, map[string]string{"alice": "h1"})
+	f.makeMaildir(t, "alice", "h1", 5)
+	before := snapshot(t, f.real("h1", "/h1/alice"))
+	e := f.engine(t)
+	if r := e.Move(context.Background(), Request{User: "alice", To: "h2"}); r.Outcome != OutcomeMoved {
+		t.Fatalf("move: %v", r)
+	}
+	leftover := f.real("h1", "/h2/alice/..forward.tmp-199822531")
+	if err := os.WriteFile(leftover, []byte("alice@exam"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	other := f.real("h1", "/h2/alice/..forward.tmp-x/keep")
+	os.MkdirAll(filepath.Dir(other), 0o700)
+	os.WriteFile(other, nil, 0o600)
+	entries, err := e.Done(context.Background(), DoneOptions{Timeout: time.Second})
+	if err != nil || len(entries) != 1 || entries[0].Status == DoneFinished {
+		t.Fatalf("done with a folder of the user's in the stub: %+v %v", entries, err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Fatalf("done removed what it did not make: %v", err)
+	}
+	os.RemoveAll(filepath.Dir(other))
+	entries, err = e.Done(context.Background(), DoneOptions{Timeout: time.Second})
+	if err != nil || len(entries) != 1 || entries[0].Status != DoneFinished {
+		t.Fatalf("done: %+v %v", entries, err)
+	}
+	for _, p := range []string{"/h2/alice", "/h2"} {
+		if _, err := os.Lstat(f.real("h1", p)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("after done, %s on h1 still exists (%v)", p, err)
+		}
+	}
+	f.settled(t, "alice", "h2", before)
+}
+
 func TestMoveRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
