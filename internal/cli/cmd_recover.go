@@ -65,12 +65,26 @@ func runRecover(ctx context.Context, g *globals, runs []string) error {
 	stuck := 0
 	var all []move.Result
 	for _, d := range dirs {
-		e, dir, err := newEngine(g, cfg, engineOptions{journalDir: d})
+		// A run's moves end in its log too, as they would had its runner
+		// finished them: status then counts how long they held users.
+		var log *runstate.Log
+		if _, err := os.Stat(filepath.Join(filepath.Dir(d), runstate.LogFile)); err == nil && filepath.Base(d) == "journal" && filepath.Dir(d) != cfg.StateDir {
+			if log, err = runstate.OpenLog(filepath.Join(filepath.Dir(d), runstate.LogFile)); err != nil {
+				g.logf("warning: %v", err)
+			}
+		}
+		e, dir, err := newEngine(g, cfg, engineOptions{journalDir: d, log: log})
 		if err != nil {
+			if log != nil {
+				log.Close()
+			}
 			return err
 		}
 		rs, err := e.Recover(ctx)
 		dir.Close()
+		if log != nil {
+			log.Close()
+		}
 		if err != nil {
 			g.logf("warning: %v", err)
 		}

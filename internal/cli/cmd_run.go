@@ -223,14 +223,21 @@ func printRunSummary(g *globals, s *run.Summary) {
 		json.NewEncoder(g.stdout).Encode(map[string]any{
 			"rounds": s.Rounds, "planned": s.Planned, "moved": s.Moved, "already": s.Already,
 			"left": s.Left, "refused": s.Refused, "failed": s.Failed, "permanent": s.Permanent,
-			"bytes": s.Bytes, "held_ms": s.Held.Milliseconds(), "max_held_ms": s.MaxHeld.Milliseconds(),
+			"bytes": s.Bytes, "held_moves": s.HeldMoves, "held_ms": s.Held.Milliseconds(), "max_held_ms": s.MaxHeld.Milliseconds(),
 			"stuck": s.Stuck, "stopped": s.Stopped,
 		})
 		return
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "planned\t%d\n", s.Planned)
-	fmt.Fprintf(tw, "moved now\t%d\t(%s, held %s in all, longest %s)\n", s.Moved, humanBytes(s.Bytes), s.Held.Round(time.Millisecond), s.MaxHeld.Round(time.Millisecond))
+	fmt.Fprintf(tw, "moved now\t%d\t(%s)\n", s.Moved, humanBytes(s.Bytes))
+	if s.HeldMoves > 0 {
+		undone := ""
+		if n := s.HeldMoves - s.Moved; n > 0 {
+			undone = fmt.Sprintf(", %d of them undone", n)
+		}
+		fmt.Fprintf(tw, "held\t%d\t(%s in all, longest %s%s)\n", s.HeldMoves, s.Held, s.MaxHeld, undone)
+	}
 	fmt.Fprintf(tw, "moved before\t%d\n", s.Already)
 	for _, kind := range []struct {
 		name string

@@ -13,6 +13,7 @@ import (
 
 	"github.com/maildist/maildist/internal/directory"
 	"github.com/maildist/maildist/internal/host"
+	"github.com/maildist/maildist/internal/runstate"
 	"github.com/maildist/maildist/internal/tree"
 )
 
@@ -198,6 +199,7 @@ func crashAtEveryPoint(t *testing.T, precopy bool) {
 	bob := snapshot(t, template.real("h2", "/h2/bob"))
 
 	completed := false
+	heldUndone := 0 // recoveries that undid a move after its hold began
 	for n := 1; n < 300 && !completed; n++ {
 		t.Run(fmt.Sprintf("at=%d", n), func(t *testing.T) {
 			dir := t.TempDir()
@@ -225,8 +227,30 @@ func crashAtEveryPoint(t *testing.T, precopy bool) {
 			f := openFixture(dir)
 			e := f.engine(t)
 			e.PreCopy = precopy
-			if _, err := e.Recover(context.Background()); err != nil {
+			var evs []runstate.Event
+			e.Events = func(ev runstate.Event) { evs = append(evs, ev) }
+			rs, err := e.Recover(context.Background())
+			if err != nil {
 				t.Fatalf("recover: %v", err)
+			}
+			// How long the user was held is known however the move
+			// ended, and is logged where the move's end is.
+			for _, r := range rs {
+				if r.Outcome == OutcomeMoved && r.Held <= 0 {
+					t.Errorf("recover finished a move and says it held nobody: %+v", r)
+				}
+				if r.Held > 0 {
+					if r.Outcome == OutcomeFailed {
+						heldUndone++
+					}
+					found := false
+					for _, ev := range evs {
+						found = found || (ev.Step == string(RecMoved) || ev.Step == string(RecUndone)) && ev.HeldMS == r.Held.Milliseconds()
+					}
+					if !found {
+						t.Errorf("held %v, but no moved or undone event says so: %+v", r.Held, evs)
+					}
+				}
 			}
 			want := "h1"
 			if f.home("alice") == "/h2/alice" {
@@ -251,6 +275,9 @@ func crashAtEveryPoint(t *testing.T, precopy bool) {
 	}
 	if !completed {
 		t.Fatal("the move never completed without a crash")
+	}
+	if heldUndone == 0 {
+		t.Error("no recovery undid a held move, or none said how long it held")
 	}
 }
 

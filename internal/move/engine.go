@@ -1075,6 +1075,9 @@ func (e *Engine) emit(r Result, s Step, outcome, reason string, err error) {
 		return
 	}
 	ev := runstate.Event{User: r.User, From: r.From, To: r.To, Step: string(s), Outcome: outcome, Reason: reason, Runner: e.Runner}
+	if r.Held > 0 {
+		ev.HeldMS = r.Held.Milliseconds() // an undo after the hold began
+	}
 	if err != nil {
 		ev.Detail = err.Error()
 	}

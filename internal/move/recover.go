@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/maildist/maildist/internal/delivery"
 	"github.com/maildist/maildist/internal/fsutil"
@@ -75,21 +76,32 @@ func (e *Engine) recoverOne(ctx context.Context, j *Journal) Result {
 	_ = hold // checked here so a move is not half recovered
 	ee := e
 
+	// The user was held from the hold step until the undo or the release
+	// let them go, however long the interruption lasted.
+	holdRec, held := j.Has(StepHold)
 	undo := func(reason string, cause error) Result {
 		if err := ee.undo(ctx, j, src, dst, reason, cause); err != nil {
 			res.Outcome, res.Reason, res.Err = OutcomeStuck, reason, err
 			return res
 		}
 		res.Outcome, res.Reason, res.Err = OutcomeFailed, reason, cause
+		if held {
+			res.Held = time.Since(holdRec.Time)
+		}
 		ee.emit(res, RecUndone, "undone", reason, cause)
 		return res
 	}
 	forward := func() Result {
-		if _, err := ee.finish(ctx, j, src); err != nil {
+		released, err := ee.finish(ctx, j, src)
+		if err != nil {
 			res.Outcome, res.Reason, res.Err = OutcomeStuck, ReasonError, err
 			return res
 		}
 		res.Outcome = OutcomeMoved
+		if held && !released.IsZero() {
+			res.Held = released.Sub(holdRec.Time)
+			ee.emitHeld(res, res.Held)
+		}
 		return res
 	}
 

@@ -64,7 +64,8 @@ type Summary struct {
 	Permanent map[string]int // left for good, by reason
 	Left      int            // not moved
 	Bytes     int64
-	Held      time.Duration // total time users were held
+	HeldMoves int           // moves that held their user: moved, or undone after the hold began
+	Held      time.Duration // total time users were held, in those moves
 	MaxHeld   time.Duration
 	Stuck     []string // moves recover must finish
 	Bad       error    // malformed todo lines, named
@@ -341,15 +342,19 @@ func runRound(ctx context.Context, m Mover, opt Options, pending []cluster.Todo,
 				}
 				k := Key{t.User, t.From, t.To}
 				st.record(k, r.Outcome, r.Reason)
+				if r.Held > 0 {
+					// Moved or undone: the user was held. Whole
+					// milliseconds, as the log has them.
+					held := r.Held.Truncate(time.Millisecond)
+					sum.HeldMoves++
+					sum.Held += held
+					sum.MaxHeld = max(sum.MaxHeld, held)
+				}
 				switch r.Outcome {
 				case move.OutcomeMoved:
 					st.Done[k] = true
 					sum.Moved++
 					sum.Bytes += r.Bytes
-					sum.Held += r.Held
-					if r.Held > sum.MaxHeld {
-						sum.MaxHeld = r.Held
-					}
 				case move.OutcomeStuck:
 					sum.Stuck = append(sum.Stuck, t.User)
 				}

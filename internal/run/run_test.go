@@ -27,6 +27,7 @@ type fakeMover struct {
 	inFlight int
 	maxIn    int
 	delay    time.Duration
+	held     time.Duration // how long a move holds its user, if it gets that far
 }
 
 func newFake(answers map[string][]string) *fakeMover {
@@ -56,8 +57,11 @@ func (f *fakeMover) Move(ctx context.Context, req move.Request) move.Result {
 	f.busy[req.From]--
 	f.busy[req.To]--
 	f.mu.Unlock()
-	r := move.Result{User: req.User, From: req.From, To: req.To, Outcome: move.OutcomeMoved, Bytes: 10}
+	r := move.Result{User: req.User, From: req.From, To: req.To, Outcome: move.OutcomeMoved, Bytes: 10, Held: f.held}
 	if reason != "" {
+		if reason != move.ReasonBusy { // refused before the hold
+			r.Held = 0
+		}
 		r.Reason = reason
 		r.Outcome = move.OutcomeRefused
 		if reason == move.ReasonVerifyFailed || reason == move.ReasonCopyFailed {
@@ -255,5 +259,55 @@ func TestOneRunnerPerHost(t *testing.T) {
 	}
 	for _, l := range locks {
 		l.Unlock()
+	}
+}
+
+// The summary counts how long users were held by every move that held
+// them, moved or undone, in whole milliseconds as the log has them.
+func TestSummaryHeld(t *testing.T) {
+	dir := t.TempDir()
+	writeTodo(t, dir, todoOf(4, "a", "b"), "")
+	f := newFake(map[string][]string{"u01": {move.ReasonBusy}, "u02": {move.ReasonActive}})
+	f.held = 2500 * time.Microsecond
+	sum, err := Run(context.Background(), f, Options{Dir: dir, MaxRounds: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Moved != 2 || sum.HeldMoves != 3 || sum.Held != 6*time.Millisecond || sum.MaxHeld != 2*time.Millisecond {
+		t.Errorf("moved %d, held %d moves, %v in all, longest %v; want 2, 3, 6ms, 2ms", sum.Moved, sum.HeldMoves, sum.Held, sum.MaxHeld)
+	}
+}
+
+// status counts each move that held its user once, from the line that
+// ends it (moved, or undone with a hold), whoever wrote it: a runner or a
+// recover.
+func TestStatusHeld(t *testing.T) {
+	dir := t.TempDir()
+	writeTodo(t, dir, todoOf(3, "a", "b"), "")
+	log, err := runstate.OpenLog(filepath.Join(dir, runstate.LogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []runstate.Event{
+		{User: "u00", Step: string(move.RecMoved), Outcome: "ok", HeldMS: 40},
+		{User: "u00", Step: StepResult, Outcome: move.OutcomeMoved, HeldMS: 40},
+		{User: "u01", Step: string(move.RecUndone), Outcome: "undone", Reason: move.ReasonBusy, HeldMS: 3300},
+		{User: "u01", Step: StepResult, Outcome: move.OutcomeFailed, Reason: move.ReasonBusy, HeldMS: 3300},
+		{User: "u02", Step: string(move.RecUndone), Outcome: "undone", Reason: move.ReasonCopyFailed},
+		{User: "u02", Step: string(move.RecUndone), Outcome: "undone", Reason: move.ReasonInterrupted, HeldMS: 17000},
+		{User: "u02", Step: string(move.RecMoved), Outcome: "ok", HeldMS: 60},
+	} {
+		if err := log.Append(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log.Close()
+	s, err := ReadStatus(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := HeldStats{Count: 4, Total: 40 + 3300 + 17000 + 60, Max: 17000, Median: (60 + 3300) / 2, P95: 17000}
+	if s.HeldMS != want {
+		t.Errorf("held %+v, want %+v", s.HeldMS, want)
 	}
 }

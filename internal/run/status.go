@@ -145,8 +145,14 @@ func ReadStatus(dir string) (*Status, error) {
 	evs, _ := runstate.ReadLog(filepath.Join(dir, runstate.LogFile))
 	var held []int64
 	for _, e := range evs {
-		// Moves, and moves undone after the hold began: the user was held.
-		if e.Step == StepResult && (e.Outcome == move.OutcomeMoved || e.HeldMS > 0) {
+		// Every move that ended after its hold began, moved or undone,
+		// by the runner or by a recover: each logs its end once, with
+		// how long the user was held. (The runner's result line repeats
+		// it.)
+		switch {
+		case e.Step == string(move.RecMoved):
+			held = append(held, e.HeldMS)
+		case e.Step == string(move.RecUndone) && e.HeldMS > 0:
 			held = append(held, e.HeldMS)
 		}
 	}
@@ -165,6 +171,9 @@ func heldStats(ms []int64) HeldStats {
 	}
 	h.Max = ms[len(ms)-1]
 	h.Median = ms[len(ms)/2]
+	if len(ms)%2 == 0 {
+		h.Median = (ms[len(ms)/2-1] + ms[len(ms)/2]) / 2
+	}
 	h.P95 = ms[min(len(ms)-1, len(ms)*95/100)]
 	return h
 }
