@@ -223,7 +223,7 @@ func printRunSummary(g *globals, s *run.Summary) {
 		json.NewEncoder(g.stdout).Encode(map[string]any{
 			"rounds": s.Rounds, "planned": s.Planned, "moved": s.Moved, "already": s.Already,
 			"left": s.Left, "refused": s.Refused, "failed": s.Failed, "permanent": s.Permanent,
-			"bytes": s.Bytes, "held_moves": s.HeldMoves, "held_ms": s.Held.Milliseconds(), "max_held_ms": s.MaxHeld.Milliseconds(),
+			"bytes": s.Bytes, "held_moves": s.HeldMoves, "held_undone": s.HeldUndone, "held_ms": s.Held.Milliseconds(), "max_held_ms": s.MaxHeld.Milliseconds(),
 			"stuck": s.Stuck, "stopped": s.Stopped,
 		})
 		return
@@ -233,8 +233,8 @@ func printRunSummary(g *globals, s *run.Summary) {
 	fmt.Fprintf(tw, "moved now\t%d\t(%s)\n", s.Moved, humanBytes(s.Bytes))
 	if s.HeldMoves > 0 {
 		undone := ""
-		if n := s.HeldMoves - s.Moved; n > 0 {
-			undone = fmt.Sprintf(", %d of them undone", n)
+		if s.HeldUndone > 0 {
+			undone = fmt.Sprintf(", %d of them undone", s.HeldUndone)
 		}
 		fmt.Fprintf(tw, "held\t%d\t(%s in all, longest %s%s)\n", s.HeldMoves, s.Held, s.MaxHeld, undone)
 	}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/maildist/maildist/internal/cluster"
@@ -230,33 +231,20 @@ func (e *Engine) finishDone(ctx context.Context, j *Journal) error {
 }
 
 // removeStub removes the .forward and the folders the stub step made, and
-// nothing else: a stub that holds anything more is left for the operator.
+// nothing else: a stub that holds anything more is left for the operator,
+// whole.
 func (e *Engine) removeStub(ctx context.Context, src host.Host, j *Journal) error {
 	p := j.Plan
-	fwd := path.Join(p.NewHome, ".forward")
-	if b, err := src.ReadFile(ctx, fwd); err == nil {
-		if string(b) != e.forwardTo(p.User)+"\n" {
-			return fmt.Errorf("stub %s on %s was changed; left in place", fwd, p.From)
-		}
-		if err := src.Remove(ctx, fwd); err != nil {
-			return fmt.Errorf("remove stub: %w", err)
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	m, err := src.Scan(ctx, p.NewHome, false)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// Gone already: a done cut short after removing it.
+	case err != nil:
 		return fmt.Errorf("remove stub: %w", err)
-	}
-	// A stub step killed while it wrote the .forward leaves its
-	// temporary file beside it.
-	if m, err := src.Scan(ctx, p.NewHome, false); err == nil {
-		for _, en := range m.Entries {
-			if en.Kind == tree.File && isStubTemp(en.Path) {
-				if err := src.Remove(ctx, path.Join(p.NewHome, en.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					return fmt.Errorf("remove stub: %w", err)
-				}
-			}
+	default:
+		if err := e.removeStubFolder(ctx, src, p, m); err != nil {
+			return err
 		}
-	}
-	if err := src.Remove(ctx, p.NewHome); err != nil {
-		return fmt.Errorf("stub folder %s on %s is not empty; left in place: %w", p.NewHome, p.From, err)
 	}
 	// The folders above a stub on the old host exist only for stubs (the
 	// old host keeps no homes under another host's root): remove them
@@ -272,6 +260,51 @@ func (e *Engine) removeStub(ctx context.Context, src host.Host, j *Journal) erro
 		if err := src.Remove(ctx, q); err != nil {
 			break // not empty: another stub lives there
 		}
+	}
+	return nil
+}
+
+// removeStubFolder removes a stub folder (m is what it holds) if it holds
+// only what a stub step makes.
+func (e *Engine) removeStubFolder(ctx context.Context, src host.Host, p Plan, m *tree.Manifest) error {
+	var temps, other []string
+	for _, en := range m.Entries[1:] {
+		switch {
+		case en.Path == ".forward" && en.Kind == tree.File:
+		case en.Kind == tree.File && isStubTemp(en.Path):
+			// A stub step killed while it wrote the .forward leaves
+			// its temporary file beside it.
+			temps = append(temps, en.Path)
+		default:
+			if !strings.Contains(en.Path, "/") {
+				other = append(other, en.Path)
+			}
+		}
+	}
+	if len(other) > 0 {
+		if len(other) > 3 {
+			other = append(other[:3], "…")
+		}
+		return fmt.Errorf("stub folder %s on %s holds what the stub step did not make (%s); left in place: look at it, remove it, and run done again", p.NewHome, p.From, strings.Join(other, ", "))
+	}
+	fwd := path.Join(p.NewHome, ".forward")
+	if b, err := src.ReadFile(ctx, fwd); err == nil {
+		if string(b) != e.forwardTo(p.User)+"\n" {
+			return fmt.Errorf("stub %s on %s was changed; left in place", fwd, p.From)
+		}
+		if err := src.Remove(ctx, fwd); err != nil {
+			return fmt.Errorf("remove stub: %w", err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove stub: %w", err)
+	}
+	for _, t := range temps {
+		if err := src.Remove(ctx, path.Join(p.NewHome, t)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove stub: %w", err)
+		}
+	}
+	if err := src.Remove(ctx, p.NewHome); err != nil {
+		return fmt.Errorf("stub folder %s on %s is not empty; left in place: %w", p.NewHome, p.From, err)
 	}
 	return nil
 }

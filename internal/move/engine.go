@@ -186,12 +186,6 @@ func (e *Engine) Move(ctx context.Context, req Request) Result {
 	if !ok {
 		return refuse(ReasonUnknownHost, fmt.Errorf("no host named %q in the config", req.To))
 	}
-	if to.Drain {
-		return refuse(ReasonDestDraining, fmt.Errorf("host %s is being drained", to.Name))
-	}
-	if !to.AcceptNew && !req.AllowClosed {
-		return refuse(ReasonDestClosed, fmt.Errorf("host %s takes no new users (accept_new = false); to move %s there all the same, ask for it (--allow-closed)", to.Name, req.User))
-	}
 
 	lock, err := e.lockUser(req.User)
 	if err != nil {
@@ -222,6 +216,12 @@ func (e *Engine) Move(ctx context.Context, req Request) Result {
 	res.From = from.Name
 	if from.Name == to.Name {
 		return refuse(ReasonSameHost, fmt.Errorf("%s is on %s already", req.User, to.Name))
+	}
+	if to.Drain {
+		return refuse(ReasonDestDraining, fmt.Errorf("host %s is being drained", to.Name))
+	}
+	if !to.AcceptNew && !req.AllowClosed {
+		return refuse(ReasonDestClosed, fmt.Errorf("host %s takes no new users (accept_new = false); to move %s there all the same, ask for it (maildist move --allow-closed)", to.Name, req.User))
 	}
 	src, err := e.Host(from.Name)
 	if err != nil {
@@ -898,7 +898,16 @@ func (e *Engine) makeStub(ctx context.Context, src host.Host, p Plan) error {
 // file of a .forward being written (fsutil.WriteFile), left by a stub
 // step that was killed.
 func isStubTemp(name string) bool {
-	return strings.HasPrefix(name, "..forward.tmp-") && !strings.Contains(name, "/")
+	digits, ok := strings.CutPrefix(name, "..forward.tmp-")
+	if !ok || digits == "" {
+		return false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // isStub reports whether what is at the new home's path on the old host is

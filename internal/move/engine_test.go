@@ -95,11 +95,13 @@ func TestStubTempLeftByKill(t *testing.T) {
 	os.MkdirAll(filepath.Dir(other), 0o700)
 	os.WriteFile(other, nil, 0o600)
 	entries, err := e.Done(context.Background(), DoneOptions{Timeout: time.Second})
-	if err != nil || len(entries) != 1 || entries[0].Status == DoneFinished {
+	if err != nil || len(entries) != 1 || entries[0].Status == DoneFinished || !strings.Contains(entries[0].Detail, "(..forward.tmp-x)") {
 		t.Fatalf("done with a folder of the user's in the stub: %+v %v", entries, err)
 	}
-	if _, err := os.Stat(other); err != nil {
-		t.Fatalf("done removed what it did not make: %v", err)
+	for _, p := range []string{other, leftover, f.real("h1", "/h2/alice/.forward")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("done removed part of a stub it left in place: %v", err)
+		}
 	}
 	os.RemoveAll(filepath.Dir(other))
 	entries, err = e.Done(context.Background(), DoneOptions{Timeout: time.Second})
@@ -210,6 +212,10 @@ func TestAllowClosed(t *testing.T) {
 	before := snapshot(t, f.real("h1", "/h1/alice"))
 	f.cluster.Hosts[1].AcceptNew = false
 	e := f.engine(t)
+	// Refused without asking, and the refusal says where the user is.
+	if r := e.Move(context.Background(), Request{User: "alice", To: "h2"}); r.Reason != ReasonDestClosed || r.From != "h1" {
+		t.Fatalf("to a closed host: %+v", r)
+	}
 	if r := e.Move(context.Background(), Request{User: "alice", To: "h2", AllowClosed: true}); r.Outcome != OutcomeMoved {
 		t.Fatal(r)
 	}

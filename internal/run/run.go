@@ -55,21 +55,38 @@ type Progress interface {
 
 // Summary is what a runner did, over all its rounds.
 type Summary struct {
-	Rounds    int
-	Planned   int            // todo lines for this runner's hosts
-	Moved     int            // moved by this runner
-	Already   int            // moved before this runner started
-	Refused   map[string]int // by reason, of the last attempt of users still left
-	Failed    map[string]int // by reason, of the last attempt of users still left
-	Permanent map[string]int // left for good, by reason
-	Left      int            // not moved
-	Bytes     int64
-	HeldMoves int           // moves that held their user: moved, or undone after the hold began
-	Held      time.Duration // total time users were held, in those moves
-	MaxHeld   time.Duration
-	Stuck     []string // moves recover must finish
-	Bad       error    // malformed todo lines, named
-	Stopped   bool     // stopped by a signal or --until
+	Rounds     int
+	Planned    int            // todo lines for this runner's hosts
+	Moved      int            // moved by this runner
+	Already    int            // moved before this runner started
+	Refused    map[string]int // by reason, of the last attempt of users still left
+	Failed     map[string]int // by reason, of the last attempt of users still left
+	Permanent  map[string]int // left for good, by reason
+	Left       int            // not moved
+	Bytes      int64
+	HeldMoves  int           // moves that held their user: moved, or undone after the hold began (recovered ones too)
+	HeldUndone int           // of those, the undone
+	Held       time.Duration // total time users were held, in those moves
+	MaxHeld    time.Duration
+	Stuck      []string // moves recover must finish
+	Bad        error    // malformed todo lines, named
+	Stopped    bool     // stopped by a signal or --until
+}
+
+// addHeld counts a move that held its user (moved or undone; Held 0: it
+// never held), in whole milliseconds as the log has them.
+func (s *Summary) addHeld(r move.Result) {
+	d := r.Held
+	if d <= 0 {
+		return
+	}
+	d = d.Truncate(time.Millisecond)
+	s.HeldMoves++
+	if r.Outcome != move.OutcomeMoved {
+		s.HeldUndone++
+	}
+	s.Held += d
+	s.MaxHeld = max(s.MaxHeld, d)
 }
 
 // Run carries out the run. It returns the summary and an error only for
@@ -170,6 +187,7 @@ func Run(ctx context.Context, m Mover, opt Options) (*Summary, error) {
 			if r.Outcome == move.OutcomeStuck {
 				sum.Stuck = append(sum.Stuck, r.User)
 			}
+			sum.addHeld(r)
 		}
 	}
 
@@ -342,14 +360,7 @@ func runRound(ctx context.Context, m Mover, opt Options, pending []cluster.Todo,
 				}
 				k := Key{t.User, t.From, t.To}
 				st.record(k, r.Outcome, r.Reason)
-				if r.Held > 0 {
-					// Moved or undone: the user was held. Whole
-					// milliseconds, as the log has them.
-					held := r.Held.Truncate(time.Millisecond)
-					sum.HeldMoves++
-					sum.Held += held
-					sum.MaxHeld = max(sum.MaxHeld, held)
-				}
+				sum.addHeld(r)
 				switch r.Outcome {
 				case move.OutcomeMoved:
 					st.Done[k] = true

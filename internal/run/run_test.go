@@ -19,22 +19,23 @@ import (
 // fakeMover answers moves from a table of outcomes per user and attempt,
 // and records how many moves touched each host at once.
 type fakeMover struct {
-	mu       sync.Mutex
-	answers  map[string][]string // user → reasons per attempt ("" = moved)
-	tries    map[string]int
-	busy     map[string]int
-	maxBusy  map[string]int
-	inFlight int
-	maxIn    int
-	delay    time.Duration
-	held     time.Duration // how long a move holds its user, if it gets that far
+	mu        sync.Mutex
+	answers   map[string][]string // user → reasons per attempt ("" = moved)
+	tries     map[string]int
+	busy      map[string]int
+	maxBusy   map[string]int
+	inFlight  int
+	maxIn     int
+	delay     time.Duration
+	held      time.Duration // how long a move holds its user, if it gets that far
+	recovered []move.Result // what Recover finishes or undoes
 }
 
 func newFake(answers map[string][]string) *fakeMover {
 	return &fakeMover{answers: answers, tries: map[string]int{}, busy: map[string]int{}, maxBusy: map[string]int{}, delay: 5 * time.Millisecond}
 }
 
-func (f *fakeMover) Recover(context.Context) ([]move.Result, error) { return nil, nil }
+func (f *fakeMover) Recover(context.Context) ([]move.Result, error) { return f.recovered, nil }
 
 func (f *fakeMover) Move(ctx context.Context, req move.Request) move.Result {
 	f.mu.Lock()
@@ -269,12 +270,18 @@ func TestSummaryHeld(t *testing.T) {
 	writeTodo(t, dir, todoOf(4, "a", "b"), "")
 	f := newFake(map[string][]string{"u01": {move.ReasonBusy}, "u02": {move.ReasonActive}})
 	f.held = 2500 * time.Microsecond
+	// Moves a killed runner left, finished and undone as it starts again.
+	f.recovered = []move.Result{
+		{User: "x1", Outcome: move.OutcomeMoved, Held: 7911 * time.Millisecond},
+		{User: "x2", Outcome: move.OutcomeFailed, Reason: move.ReasonInterrupted, Held: 10326 * time.Millisecond},
+		{User: "x3", Outcome: move.OutcomeRefused, Reason: move.ReasonInterrupted},
+	}
 	sum, err := Run(context.Background(), f, Options{Dir: dir, MaxRounds: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum.Moved != 2 || sum.HeldMoves != 3 || sum.Held != 6*time.Millisecond || sum.MaxHeld != 2*time.Millisecond {
-		t.Errorf("moved %d, held %d moves, %v in all, longest %v; want 2, 3, 6ms, 2ms", sum.Moved, sum.HeldMoves, sum.Held, sum.MaxHeld)
+	if sum.Moved != 2 || sum.HeldMoves != 5 || sum.HeldUndone != 2 || sum.Held != (6+7911+10326)*time.Millisecond || sum.MaxHeld != 10326*time.Millisecond {
+		t.Errorf("moved %d, held %d moves (%d undone), %v in all, longest %v; want 2, 5 (2), 18.243s, 10.326s", sum.Moved, sum.HeldMoves, sum.HeldUndone, sum.Held, sum.MaxHeld)
 	}
 }
 
@@ -309,5 +316,21 @@ func TestStatusHeld(t *testing.T) {
 	want := HeldStats{Count: 4, Total: 40 + 3300 + 17000 + 60, Max: 17000, Median: (60 + 3300) / 2, P95: 17000}
 	if s.HeldMS != want {
 		t.Errorf("held %+v, want %+v", s.HeldMS, want)
+	}
+}
+
+// A refusal that waiting cannot cure is not tried again by --loop; one
+// that it can is.
+func TestPermanentReasons(t *testing.T) {
+	for reason, perm := range map[string]bool{
+		move.ReasonDestClosed: true, move.ReasonDestDraining: true, move.ReasonNoSpace: true,
+		move.ReasonActive: false, move.ReasonBusy: false, move.ReasonInProgress: false,
+	} {
+		st := &State{Done: map[Key]bool{}, Users: map[Key]*UserState{}}
+		k := Key{"u", "a", "b"}
+		st.record(k, move.OutcomeRefused, reason)
+		if _, got := st.Permanent(k); got != perm {
+			t.Errorf("%s: permanent %v, want %v", reason, got, perm)
+		}
 	}
 }

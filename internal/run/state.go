@@ -87,7 +87,7 @@ func (st *State) Permanent(k Key) (string, bool) {
 	switch u.Last {
 	case move.ReasonMissingHome, move.ReasonDestExists, move.ReasonDirectoryChanged,
 		move.ReasonBadUser, move.ReasonUnknownUser, move.ReasonUnknownHost,
-		move.ReasonSameHost, move.ReasonDestDraining, move.ReasonUnsafeHold, move.ReasonNoSpace:
+		move.ReasonSameHost, move.ReasonDestDraining, move.ReasonDestClosed, move.ReasonUnsafeHold, move.ReasonNoSpace:
 		return u.Last, true
 	case move.ReasonVerifyFailed, move.ReasonCopyFailed:
 		if u.Reasons[u.Last] >= 2 {
