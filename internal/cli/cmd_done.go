@@ -105,7 +105,7 @@ func runDone(ctx context.Context, opts doneOptions, g *globals, args []string) e
 	}
 	switch {
 	case failed > 0:
-		return fmt.Errorf("done: %d user(s) could not be finished; see above", failed)
+		return fmt.Errorf("done: %d move(s) could not be finished; see above", failed)
 	case queued > 0:
 		return partialError{fmt.Sprintf("done: %d user(s) still have mail queued; their stubs stay; run done again later", queued)}
 	}
