@@ -68,8 +68,9 @@ func runRecover(ctx context.Context, g *globals, runs []string) error {
 		// A run's moves end in its log too, as they would had its runner
 		// finished them: status then counts how long they held users.
 		var log *runstate.Log
-		if _, err := os.Stat(filepath.Join(filepath.Dir(d), runstate.LogFile)); err == nil && filepath.Base(d) == "journal" && filepath.Dir(d) != cfg.StateDir {
-			if log, err = runstate.OpenLog(filepath.Join(filepath.Dir(d), runstate.LogFile)); err != nil {
+		logPath := filepath.Join(filepath.Dir(d), runstate.LogFile)
+		if _, err := os.Stat(logPath); err == nil && filepath.Dir(d) != cfg.StateDir {
+			if log, err = runstate.OpenLog(logPath); err != nil {
 				g.logf("warning: %v", err)
 			}
 		}

@@ -267,20 +267,9 @@ func (e *Engine) removeStub(ctx context.Context, src host.Host, j *Journal) erro
 // removeStubFolder removes a stub folder (m is what it holds) if it holds
 // only what a stub step makes.
 func (e *Engine) removeStubFolder(ctx context.Context, src host.Host, p Plan, m *tree.Manifest) error {
-	var temps, other []string
-	for _, en := range m.Entries[1:] {
-		switch {
-		case en.Path == ".forward" && en.Kind == tree.File:
-		case en.Kind == tree.File && isStubTemp(en.Path):
-			// A stub step killed while it wrote the .forward leaves
-			// its temporary file beside it.
-			temps = append(temps, en.Path)
-		default:
-			if !strings.Contains(en.Path, "/") {
-				other = append(other, en.Path)
-			}
-		}
-	}
+	// A stub step killed while it wrote the .forward leaves its
+	// temporary file beside it: that goes too.
+	_, temps, other := stubContents(m)
 	if len(other) > 0 {
 		if len(other) > 3 {
 			other = append(other[:3], "…")

@@ -910,6 +910,23 @@ func isStubTemp(name string) bool {
 	return true
 }
 
+// stubContents sorts what a stub folder holds (m): whether it has the
+// .forward, the temporary files of a .forward being written
+// (isStubTemp), and the names at its top of anything else.
+func stubContents(m *tree.Manifest) (fwd bool, temps, other []string) {
+	for _, en := range m.Entries[1:] {
+		switch {
+		case en.Path == ".forward" && en.Kind == tree.File:
+			fwd = true
+		case en.Kind == tree.File && isStubTemp(en.Path):
+			temps = append(temps, en.Path)
+		case !strings.Contains(en.Path, "/"):
+			other = append(other, en.Path)
+		}
+	}
+	return fwd, temps, other
+}
+
 // isStub reports whether what is at the new home's path on the old host is
 // a stub an earlier move left (the user went away and came back before
 // done): a folder holding only the .forward this move would write.
@@ -918,17 +935,7 @@ func (e *Engine) isStub(ctx context.Context, h host.Host, p Plan) bool {
 	if err != nil {
 		return false
 	}
-	fwd := false
-	for _, en := range m.Entries[1:] {
-		switch {
-		case en.Path == ".forward" && en.Kind == tree.File:
-			fwd = true
-		case en.Kind == tree.File && isStubTemp(en.Path):
-		default:
-			return false
-		}
-	}
-	if !fwd {
+	if fwd, _, other := stubContents(m); !fwd || len(other) > 0 {
 		return false
 	}
 	b, err := h.ReadFile(ctx, path.Join(p.NewHome, ".forward"))

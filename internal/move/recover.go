@@ -98,7 +98,7 @@ func (e *Engine) recoverOne(ctx context.Context, j *Journal) Result {
 			return res
 		}
 		res.Outcome = OutcomeMoved
-		if held && !released.IsZero() {
+		if held {
 			res.Held = released.Sub(holdRec.Time)
 			ee.emitHeld(res, res.Held)
 		}

@@ -149,10 +149,7 @@ func ReadStatus(dir string) (*Status, error) {
 		// by the runner or by a recover: each logs its end once, with
 		// how long the user was held. (The runner's result line repeats
 		// it.)
-		switch {
-		case e.Step == string(move.RecMoved):
-			held = append(held, e.HeldMS)
-		case e.Step == string(move.RecUndone) && e.HeldMS > 0:
+		if e.Step == string(move.RecMoved) || e.Step == string(move.RecUndone) && e.HeldMS > 0 {
 			held = append(held, e.HeldMS)
 		}
 	}

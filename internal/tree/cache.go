@@ -129,11 +129,7 @@ func (c *Cache) putHash(st *unix.Stat_t, h Hash, began time.Time) {
 	if c == nil || st.Ctim.Nano() >= began.Add(-c.racyFor(st.Ctim)).UnixNano() {
 		return
 	}
-	k := inode{st.Dev, st.Ino}
-	sh := c.shard(k)
-	sh.mu.Lock()
-	sh.putLocked(k, cachedHash{size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), hash: h})
-	sh.mu.Unlock()
+	c.putOwn(st, h)
 }
 
 // putOwn remembers the hash of a file of a copy, read back by the Copy

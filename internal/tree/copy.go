@@ -510,15 +510,22 @@ func (c *copier) copyFile(sdir, ddir int, name, rel string, b *syncBatch) (int64
 	if err := c.setMeta(dfd, &st); err != nil {
 		return n, fmt.Errorf("copy %s: %w", quote(rel), err)
 	}
+	var now *unix.Stat_t // the copy as it is, if known
 	if c.readBack {
-		if err := c.readBackFile(sfd, dfd, &st, rel); err != nil {
+		dst, err := c.readBackFile(sfd, dfd, &st, rel)
+		if err != nil {
 			return n, err
 		}
+		now = &dst
 	}
 	if c.syncAtEnd {
 		// Left to the syncfs at the end; starting the write-back of each
 		// file here only makes more, smaller journal commits.
-		c.record(dfd, rel)
+		if now != nil {
+			c.recordStat(rel, now)
+		} else {
+			c.record(dfd, rel)
+		}
 		*b = (*b)[:len(*b)-1]
 		return n, closeChecked(dfd, rel)
 	}
@@ -535,23 +542,23 @@ func (c *copier) copyFile(sdir, ddir int, name, rel string, b *syncBatch) (int64
 // the source as it was stat'ed (st) before it was copied, the copy as it
 // is now, each read from its start. The source's hash is kept as a
 // hashing scan's would be (Cache.putHash); the copy's as one of a copy
-// this process wrote (Cache.putOwn).
-func (c *copier) readBackFile(sfd, dfd int, st *unix.Stat_t, rel string) error {
+// this process wrote (Cache.putOwn). It returns the copy's stat.
+func (c *copier) readBackFile(sfd, dfd int, st *unix.Stat_t, rel string) (unix.Stat_t, error) {
 	sh, err := hashFrom(sfd, 0, st.Size)
 	if err != nil {
-		return fmt.Errorf("copy %s: read back: %w", quote(rel), err)
+		return unix.Stat_t{}, fmt.Errorf("copy %s: read back: %w", quote(rel), err)
 	}
 	dst, err := fstat(dfd)
 	if err != nil {
-		return fmt.Errorf("copy %s: stat the copy: %w", quote(rel), err)
+		return unix.Stat_t{}, fmt.Errorf("copy %s: stat the copy: %w", quote(rel), err)
 	}
 	dh, err := hashFrom(dfd, 0, dst.Size)
 	if err != nil {
-		return fmt.Errorf("copy %s: read back the copy: %w", quote(rel), err)
+		return unix.Stat_t{}, fmt.Errorf("copy %s: read back the copy: %w", quote(rel), err)
 	}
 	c.opt.Cache.putHash(st, sh, c.began)
 	c.opt.Cache.putOwn(&dst, dh)
-	return nil
+	return dst, nil
 }
 
 // record notes in the ledger a file of the copy, open as fd, as it is now.
@@ -564,7 +571,14 @@ func (c *copier) record(fd int, rel string) {
 		c.led.fail()
 		return
 	}
-	c.led.wrote(rel, &st, "")
+	c.recordStat(rel, &st)
+}
+
+// recordStat is record for a file whose stat is known.
+func (c *copier) recordStat(rel string, st *unix.Stat_t) {
+	if c.led != nil {
+		c.led.wrote(rel, st, "")
+	}
 }
 
 // setMeta sets owner, then mode (a chown clears setuid and setgid), then
