@@ -404,7 +404,10 @@ func (c *LocalCopier) Copy(ctx context.Context, src Host, srcPath string, dst Ho
 		// The source is held: the manifest this Sync copies from is
 		// what a verify compares the copy with (Stats.Source). With a
 		// cache, hashing it reads only what changed since last read.
+		// Only a verify follows it, so the copy's manifest is made only
+		// if a Sync asks for it (one that mends what the verify found).
 		opt.HashSource = opt.Cache != nil
+		opt.Last = true
 		return tree.Sync(ctx, rs, rd, opt)
 	case CopyLive:
 		if _, err := os.Lstat(rd); err == nil {

@@ -469,7 +469,8 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 }
 
 // PreCopy passes: a first full copy, then passes of what changed while
-// each still finds much to do, at most this many in all.
+// each still finds much to do, at most this many in all. A pass during
+// which no name of the home changed is the last.
 const maxPreCopyPasses = 4
 
 // precopy copies the live home into staging, pass after pass, until a
@@ -501,7 +502,17 @@ func (m *mover) precopy(ctx context.Context) error {
 				if err := m.hashAhead(ctx); err != nil {
 					return err
 				}
+				continue
 			}
+		}
+		// Nothing was delivered, renamed or removed while the pass ran:
+		// another would find only files changed in place (indexes),
+		// which the final pass copies as fast.
+		if st.Quiet {
+			m.j.Append(Record{Step: RecNote, Note: fmt.Sprintf("precopy pass %d: no name changed in the home meanwhile; no further pass", pass)})
+			break
+		}
+		if pass == 1 {
 			continue
 		}
 		// Little left: a pass that copied under 2% of the first pass's

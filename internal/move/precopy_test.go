@@ -248,3 +248,49 @@ func TestPreCopyFaults(t *testing.T) {
 		}
 	}
 }
+
+// TestPreCopyQuiet: a pre-copy pass during which no name of the home
+// changed is the last before the hold; one during which mail arrived is
+// followed by another, and the mail is moved.
+func TestPreCopyQuiet(t *testing.T) {
+	for _, deliver := range []bool{false, true} {
+		t.Run(fmt.Sprintf("deliver=%v", deliver), func(t *testing.T) {
+			f := newFixture(t, map[string]string{"alice": "h1"})
+			f.makeMaildir(t, "alice", "h1", 50)
+			home := f.real("h1", "/h1/alice")
+			e := f.engine(t)
+			e.PreCopy = true
+			var once sync.Once
+			var derr error
+			e.Copier = &host.LocalCopier{Options: tree.Options{Cache: tree.NewCache(), Progress: func(int64) {
+				if deliver {
+					once.Do(func() {
+						derr = os.WriteFile(filepath.Join(home, "Maildir/new/1900000000.M1P1.late,S=9"), []byte("late mail"), 0o600)
+					})
+				}
+			}}}
+			var held *tree.Manifest
+			e.Hook = func(user string, s Step) error {
+				if s == StepHold {
+					held = snapshot(t, home)
+				}
+				return nil
+			}
+			if r := e.Move(context.Background(), Request{User: "alice", To: "h2"}); r.Outcome != OutcomeMoved || derr != nil {
+				t.Fatalf("move: %v (%v)", r, derr)
+			}
+			f.settled(t, "alice", "h2", held)
+			j := string(readJournals(t, f))
+			quiet := strings.Contains(j, "precopy pass 1: no name changed in the home meanwhile")
+			second := strings.Contains(j, "precopy pass 2: ")
+			if quiet == deliver || second != deliver {
+				t.Errorf("delivered during pass 1: %v; the journal says quiet %v, a second pass %v:\n%s", deliver, quiet, second, j)
+			}
+			if deliver {
+				if _, err := os.Stat(filepath.Join(f.real("h2", "/h2/alice"), "Maildir/new/1900000000.M1P1.late,S=9")); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}

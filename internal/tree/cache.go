@@ -161,7 +161,16 @@ func (sh *hashShard) putLocked(k inode, h cachedHash) {
 // copyState is a copy as the last Copy or Sync into it left it.
 type copyState struct {
 	root inode
-	m    *Manifest // folders carry the ctime they had when it was made
+	// build makes the manifest, once; its folders carry the ctime they
+	// had when the Copy or Sync ended.
+	build func() *Manifest
+	once  sync.Once
+	m     *Manifest
+}
+
+func (s *copyState) manifest() *Manifest {
+	s.once.Do(func() { s.m = s.build() })
+	return s.m
 }
 
 // copyOf returns the manifest of the copy whose root is open as fd, if
@@ -184,11 +193,15 @@ func (c *Cache) copyOf(fd int) *Manifest {
 		}
 	}
 	c.mu.Unlock()
-	if cs == nil || !unchangedDirs(fd, &st, cs.m) {
+	if cs == nil {
+		return nil
+	}
+	m := cs.manifest()
+	if !unchangedDirs(fd, &st, m) {
 		c.forget(fd)
 		return nil
 	}
-	return cs.m
+	return m
 }
 
 // unchangedDirs checks every folder of m against the tree at fd.
@@ -251,8 +264,9 @@ func statDirs(fd int, root *unix.Stat_t, dirs []*Entry) ([]unix.Stat_t, error) {
 	return out, nil
 }
 
-// putCopy records the manifest of the copy at fd.
-func (c *Cache) putCopy(fd int, m *Manifest) {
+// putCopy records the manifest of the copy at fd, as build makes it: at
+// once, or when it is first asked for if lazy.
+func (c *Cache) putCopy(fd int, build func() *Manifest, lazy bool) {
 	if c == nil {
 		return
 	}
@@ -261,10 +275,14 @@ func (c *Cache) putCopy(fd int, m *Manifest) {
 		return
 	}
 	k := inode{st.Dev, st.Ino}
+	cs := &copyState{root: k, build: build}
+	if !lazy {
+		cs.manifest()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.dropLocked(k)
-	c.copies = append(c.copies, &copyState{root: k, m: m})
+	c.copies = append(c.copies, cs)
 	if len(c.copies) > maxCachedCopies {
 		c.copies = c.copies[1:]
 	}

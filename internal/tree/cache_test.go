@@ -168,6 +168,9 @@ func testCacheCopy(t *testing.T, batched bool) {
 				t.Fatalf("round %d: %v", round, err)
 			}
 		}
+		// Every other Sync is a Last one, whose manifest of the copy is
+		// made only when the next Sync asks for it.
+		opt.Last = round%2 == 1
 		if _, err := Sync(context.Background(), src, dst, opt); err != nil {
 			t.Fatalf("round %d: Sync: %v", round, err)
 		}
@@ -178,7 +181,14 @@ func testCacheCopy(t *testing.T, batched bool) {
 		}
 	}
 
-	// A name made in the copy by someone else is seen: its folder changed.
+	// A name made in the copy by someone else is seen: its folder
+	// changed. So it is when the manifest was left to be made later
+	// (Last), and is made after the name was planted: the folders were
+	// looked at when the Sync ended.
+	opt.Last = true
+	if _, err := Sync(context.Background(), src, dst, opt); err != nil {
+		t.Fatal(err)
+	}
 	extra := filepath.Join(dst, "Maildir/cur/planted:2,S")
 	if err := os.WriteFile(extra, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)

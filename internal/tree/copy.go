@@ -61,6 +61,11 @@ type Options struct {
 	// neither, only stats them. The copy's hash is of what it holds, read
 	// back from it, never of what was written to it.
 	ReadBack bool
+	// Last says that no Sync into the copy is expected after this one
+	// (the pass under the hold, after which a verify scans the copy
+	// afresh): the copy's manifest for the Cache is then made only if a
+	// later Sync asks for it, not while the user waits.
+	Last bool
 
 	hook            func(event, rel string) // for tests
 	noCopyFileRange bool                    // for tests: read and write only
@@ -90,6 +95,12 @@ type Stats struct {
 	// ReadBack is set when every file copied was read back and its
 	// hashes kept (Options.ReadBack).
 	ReadBack bool
+	// Quiet is set when no name of the source was made, removed or
+	// renamed while it was copied: when the copy ended, every folder of
+	// the source still had the inode, mtime and ctime its scan saw, and
+	// nothing had vanished. What another pass could then still find is
+	// a file changed in place.
+	Quiet bool
 	// Source is the manifest of the source that a Sync with
 	// Options.HashSource worked from, hashed; nil otherwise. It is shared:
 	// do not change it.
@@ -209,6 +220,7 @@ func Copy(ctx context.Context, src, dst string, opt Options) (Stats, error) {
 	if err := fsync(pfd); err != nil {
 		return c.result(fmt.Errorf("copy: fsync %s: %w", parent, err))
 	}
+	c.stats.Quiet = quiet(srcfd, plan)
 	c.remember(nil)
 	return c.result(nil)
 }
@@ -219,11 +231,21 @@ func (c *copier) remember(base *Manifest) {
 	if c.opt.Cache == nil {
 		return
 	}
-	if m := c.led.manifest(c.dst, base); m != nil {
-		c.opt.Cache.putCopy(c.dst, m)
+	if build := c.led.manifest(c.dst, base); build != nil {
+		c.opt.Cache.putCopy(c.dst, build, c.opt.Last)
 	} else {
 		c.opt.Cache.forget(c.dst)
 	}
+}
+
+// quiet says whether the tree at fd still has every folder of m as m has
+// it, and m saw nothing vanish (Stats.Quiet).
+func quiet(fd int, m *Manifest) bool {
+	if len(m.Vanished) > 0 {
+		return false
+	}
+	st, err := fstat(fd)
+	return err == nil && unchangedDirs(fd, &st, m)
 }
 
 func vanishedError(op string, names []string) error {

@@ -130,6 +130,10 @@ func TestCopyHostileHomes(t *testing.T) {
 					want := *tc.stats
 					got := st
 					got.Vanished = nil
+					if !got.Quiet {
+						t.Error("Quiet not set, though nothing changed the source")
+					}
+					got.Quiet = false
 					if want.Bytes == 0 {
 						got.Bytes = 0
 					}

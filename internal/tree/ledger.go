@@ -73,11 +73,13 @@ func (l *ledger) fail() {
 	l.mu.Unlock()
 }
 
-// manifest returns the copy at root as base (the manifest it had before,
-// or nil for a new copy) changed by what was recorded; every folder is
-// looked at afresh, for its ctime and for what setting its metadata did.
+// manifest returns how to make the manifest of the copy at root: base
+// (the manifest it had before, or nil for a new copy) changed by what was
+// recorded, every folder as it is now, for its ctime and for what setting
+// its metadata did. The folders are looked at now; the rest waits until
+// the manifest is asked for, as a Sync under the hold may be the last.
 // It returns nil if that cannot be done.
-func (l *ledger) manifest(root int, base *Manifest) *Manifest {
+func (l *ledger) manifest(root int, base *Manifest) func() *Manifest {
 	if l == nil || l.broken {
 		return nil
 	}
@@ -89,56 +91,79 @@ func (l *ledger) manifest(root int, base *Manifest) *Manifest {
 		}
 		return false
 	}
-	// base is sorted and a pass under the hold writes a few names: merge
-	// them in, rather than sort a Maildir's worth of entries again.
+	kept := func(e *Entry) bool {
+		_, ok := l.put[e.Path]
+		return !ok && (len(l.del) == 0 || !under(e.Path))
+	}
+	// The folders the manifest will hold, as they are now.
+	var dirs []*Entry
+	if base != nil {
+		for i := range base.Entries {
+			if e := &base.Entries[i]; e.Kind == Dir && kept(e) {
+				dirs = append(dirs, e)
+			}
+		}
+	}
 	put := make([]Entry, 0, len(l.put))
 	for _, e := range l.put {
 		put = append(put, e)
 	}
 	put = sortByPath(put)
-	var entries []Entry
-	if base != nil {
-		entries = make([]Entry, 0, len(base.Entries)+len(put))
-		for _, e := range base.Entries {
-			if _, ok := l.put[e.Path]; ok || (len(l.del) > 0 && under(e.Path)) {
-				continue
-			}
-			for len(put) > 0 && put[0].Path < e.Path {
-				entries = append(entries, put[0])
-				put = put[1:]
-			}
-			entries = append(entries, e)
-		}
-	}
-	entries = append(entries, put...)
-	// Hard links are found again from the inodes: a name removed may
-	// have left the other name of its file alone.
-	for i := range entries {
-		entries[i].Link = ""
-	}
-	m := &Manifest{Entries: entries}
-	m.finish()
-	// Every folder afresh: for its ctime, and for what setting its
-	// metadata at the end did.
-	var dirs []*Entry
-	for i := range m.Entries {
-		if m.Entries[i].Kind == Dir {
-			dirs = append(dirs, &m.Entries[i])
+	for i := range put {
+		if put[i].Kind == Dir {
+			dirs = append(dirs, &put[i])
 		}
 	}
 	rst, err := fstat(root)
-	if err != nil || len(dirs) == 0 || dirs[0].Path != "." {
+	if err != nil {
 		return nil
 	}
 	sts, err := statDirs(root, &rst, dirs)
 	if err != nil {
 		return nil
 	}
+	now := make(map[string]*unix.Stat_t, len(dirs))
 	for i, e := range dirs {
 		if sts[i].Mode&unix.S_IFMT != unix.S_IFDIR {
 			return nil
 		}
-		*e = entryOf(e.Path, &sts[i])
+		now[e.Path] = &sts[i]
 	}
-	return m
+	if _, ok := now["."]; !ok {
+		return nil
+	}
+	return func() *Manifest {
+		// base is sorted and a pass under the hold writes a few names:
+		// merge them in, rather than sort a Maildir's worth of entries
+		// again.
+		var entries []Entry
+		rest := put
+		if base != nil {
+			entries = make([]Entry, 0, len(base.Entries)+len(rest))
+			for i := range base.Entries {
+				e := &base.Entries[i]
+				if !kept(e) {
+					continue
+				}
+				for len(rest) > 0 && rest[0].Path < e.Path {
+					entries = append(entries, rest[0])
+					rest = rest[1:]
+				}
+				entries = append(entries, *e)
+			}
+		}
+		entries = append(entries, rest...)
+		for i := range entries {
+			e := &entries[i]
+			// Hard links are found again from the inodes: a name
+			// removed may have left the other name of its file alone.
+			e.Link = ""
+			if e.Kind == Dir {
+				*e = entryOf(e.Path, now[e.Path])
+			}
+		}
+		m := &Manifest{Entries: entries}
+		m.finish()
+		return m
+	}
 }

@@ -136,6 +136,7 @@ func Sync(ctx context.Context, src, dst string, opt Options) (Stats, error) {
 			return c.result(fmt.Errorf("sync: syncfs %s: %w", dst, err))
 		}
 	}
+	c.stats.Quiet = quiet(srcfd, sm)
 	c.remember(dm)
 	if opt.HashSource {
 		c.stats.Source = sm

@@ -3,10 +3,12 @@ package tree
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -296,5 +298,75 @@ func TestSyncHashSource(t *testing.T) {
 	}
 	if d := Compare(st.Source, copyNow, CompareOptions{IgnoreOwners: !isRoot()}); len(d) > 0 {
 		t.Errorf("the copy differs from Source: %v", d)
+	}
+}
+
+// Stats.Quiet says whether a name of the source changed while a Copy or
+// Sync ran, whatever folder it changed in; a file changed in place is no
+// name change.
+func TestQuiet(t *testing.T) {
+	changes := []struct {
+		name   string
+		quiet  bool
+		change func(src string) error
+	}{
+		{"none", true, func(string) error { return nil }},
+		{"in place", true, func(src string) error {
+			f, err := os.OpenFile(filepath.Join(src, "Maildir/dovecot.index.log"), os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			_, err = f.WriteString("more")
+			return err
+		}},
+		{"delivered", false, func(src string) error {
+			return os.WriteFile(filepath.Join(src, "Maildir/.Sent/new/5.M5P5.host,S=9"), []byte("late mail"), 0o600)
+		}},
+		{"flagged", false, func(src string) error {
+			return os.Rename(filepath.Join(src, "Maildir/cur/2.M2P2.host,S=49:2,"), filepath.Join(src, "Maildir/cur/2.M2P2.host,S=49:2,S"))
+		}},
+		{"expunged", false, func(src string) error {
+			return os.Remove(filepath.Join(src, "Maildir/.Sent/cur/4.M4P4.host,S=50:2,S"))
+		}},
+		{"top", false, func(src string) error {
+			return os.WriteFile(filepath.Join(src, ".forward"), []byte("elsewhere\n"), 0o600)
+		}},
+	}
+	for _, resync := range []bool{false, true} {
+		for _, c := range changes {
+			t.Run(fmt.Sprintf("sync=%v/%s", resync, c.name), func(t *testing.T) {
+				dir := t.TempDir()
+				src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+				build(t, src, append(mailHome(), D("Maildir/.Sent/new")))
+				if resync {
+					if _, err := Copy(context.Background(), src, dst, Options{}); err != nil {
+						t.Fatal(err)
+					}
+					// Something for the Sync to copy, so that the hook runs.
+					if err := os.WriteFile(filepath.Join(src, "Maildir/new/6.M6P6.host,S=4"), []byte("mail"), 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var once sync.Once
+				var herr error
+				opt := Options{Workers: 2, Cache: NewCache(), SkipVanished: true, hook: func(event, rel string) {
+					if event == "copy" {
+						once.Do(func() { herr = c.change(src) })
+					}
+				}}
+				run := Copy
+				if resync {
+					run = Sync
+				}
+				st, err := run(context.Background(), src, dst, opt)
+				if err != nil || herr != nil {
+					t.Fatal(err, herr)
+				}
+				if st.Quiet != c.quiet {
+					t.Errorf("Quiet = %v, want %v", st.Quiet, c.quiet)
+				}
+			})
+		}
 	}
 }
