@@ -7,6 +7,7 @@ import (
 	"hash"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -135,6 +136,39 @@ func BenchmarkScan(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkPlanSync is the work of a pass under the hold besides its
+// scans: pairing the manifests of both trees and finding what to do, here
+// a few messages flagged (renamed) and expunged in a big folder.
+func BenchmarkPlanSync(b *testing.B) {
+	src, _ := benchHome(b)
+	s, err := Scan(context.Background(), src, ScanOptions{Hash: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := &Manifest{Entries: slices.Clone(s.Entries), Hashed: true}
+	var renamed, expunged int
+	for i := len(d.Entries) - 1; i >= 0 && renamed+expunged < 20; i -= 97 {
+		e := &d.Entries[i]
+		if _, ok := messageKey(e.Path); !ok || e.Kind != File {
+			continue
+		}
+		if renamed <= expunged {
+			e.Path = messageBase(e.Path) + ":2,T" // the source has other flags
+			renamed++
+		} else {
+			s.Entries = slices.DeleteFunc(s.Entries, func(x Entry) bool { return x.Path == e.Path })
+			expunged++
+		}
+	}
+	d.Entries = sortByPath(d.Entries)
+	b.ResetTimer()
+	for b.Loop() {
+		if p := planSync(s, d, true); len(p.rename) != renamed || p.removed != expunged {
+			b.Fatalf("%d renamed, %d removed; want %d, %d", len(p.rename), p.removed, renamed, expunged)
+		}
+	}
 }
 
 // BenchmarkHash shows why Hash is XXH3-128: compare with SHA-256, which

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -258,12 +259,8 @@ func planSync(s, d *Manifest, owners bool) syncPlan {
 	var keys map[string]int
 	if len(orphans) > 0 {
 		keys = make(map[string]int)
-		for i := range s.Entries {
-			if k, ok := messageKey(s.Entries[i].Path); ok && s.Entries[i].Kind == File {
-				if _, ok := orphans[k]; ok {
-					keys[k]++
-				}
-			}
+		for k := range orphans {
+			keys[k] = countKey(s.Entries, k)
 		}
 	}
 	renamedFrom := func(se *Entry) *Entry {
@@ -284,7 +281,7 @@ func planSync(s, d *Manifest, owners bool) syncPlan {
 
 	for i := range s.Entries {
 		se := &s.Entries[i]
-		dir, _ := splitPath(se.Path)
+		dir := func() string { d, _ := splitPath(se.Path); return d }
 		var de *Entry
 		if k := toD[i]; k >= 0 {
 			de = &d.Entries[k]
@@ -295,7 +292,7 @@ func planSync(s, d *Manifest, owners bool) syncPlan {
 		switch {
 		case se.Kind == Dir && de == nil:
 			p.mkdirs = append(p.mkdirs, *se)
-			p.touched[dir] = true
+			p.touched[dir()] = true
 			p.touched[se.Path] = true
 		case se.Kind == Dir:
 			if metaDiffers(se, de, owners) {
@@ -311,9 +308,9 @@ func planSync(s, d *Manifest, owners bool) syncPlan {
 			} else {
 				p.copy = append(p.copy, *se)
 			}
-			p.touched[dir] = true
+			p.touched[dir()] = true
 		case grown[se.Path]:
-			p.touched[dir] = true // in case it must be copied whole after all
+			p.touched[dir()] = true // in case it must be copied whole after all
 		case metaDiffers(se, de, owners):
 			p.fix = append(p.fix, *se)
 		}
@@ -330,6 +327,28 @@ func planSync(s, d *Manifest, owners bool) syncPlan {
 		drop(rel)
 	}
 	return p
+}
+
+// countKey counts the message files of es (sorted by path) whose key
+// (messageKey) is k. Their names begin with the key's base name, in the
+// key's folder's cur/ or new/: two runs of es, found by bisection, so the
+// rest of a big folder is not looked at.
+func countKey(es []Entry, k string) int {
+	folder, base, _ := strings.Cut(k, "\x00")
+	n := 0
+	for _, sub := range []string{"cur", "new"} {
+		prefix := joinPath(folder, sub) + "/" + base
+		i, _ := slices.BinarySearchFunc(es, prefix, func(e Entry, p string) int { return strings.Compare(e.Path, p) })
+		for ; i < len(es) && strings.HasPrefix(es[i].Path, prefix); i++ {
+			if es[i].Kind != File {
+				continue
+			}
+			if got, ok := messageKey(es[i].Path); ok && got == k {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // linkedNames returns the first names of files that have further names.
