@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -208,5 +209,18 @@ func TestManifestTextGolden(t *testing.T) {
 		"\"l\"\tsymlink\t0777\t0\t0\t5\t0\t-\t\"\\\"x\\\"\\n\"\t\"\"\n"
 	if got := buf.String(); got != want {
 		t.Errorf("text form:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// appendQuote is strconv.AppendQuote, with a quick way for plain names.
+func TestAppendQuote(t *testing.T) {
+	cases := []string{"", "cur/1.M1P1.host,S=46:2,S", `a"b`, `a\b`, "tab\there", "nl\n", "\x7f", "ü", "\xff\xfe", " ~", "\x00"}
+	for c := range 256 {
+		cases = append(cases, "x"+string(rune(c))+"y", "x"+string([]byte{byte(c)})+"y")
+	}
+	for _, s := range cases {
+		if got, want := string(appendQuote([]byte("p:"), s)), string(strconv.AppendQuote([]byte("p:"), s)); got != want {
+			t.Errorf("appendQuote(%q) = %s, want %s", s, got, want)
+		}
 	}
 }

@@ -39,7 +39,7 @@ func (m *Manifest) WriteTo(w io.Writer) (int64, error) {
 	var line []byte
 	for i := range m.Entries {
 		e := &m.Entries[i]
-		line = strconv.AppendQuote(line[:0], e.Path)
+		line = appendQuote(line[:0], e.Path)
 		line = append(line, '\t')
 		line = append(line, e.Kind.String()...)
 		line = append(line, '\t')
@@ -59,14 +59,27 @@ func (m *Manifest) WriteTo(w io.Writer) (int64, error) {
 			line = append(line, '-')
 		}
 		line = append(line, '\t')
-		line = strconv.AppendQuote(line, e.Target)
+		line = appendQuote(line, e.Target)
 		line = append(line, '\t')
-		line = strconv.AppendQuote(line, e.Link)
+		line = appendQuote(line, e.Link)
 		line = append(line, '\n')
 		k, _ := bw.Write(line)
 		n += int64(k)
 	}
 	return n, bw.Flush()
+}
+
+// appendQuote appends s Go-quoted, as strconv.AppendQuote does, quicker
+// for the names most trees hold: printable ASCII that needs no escape.
+func appendQuote(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return strconv.AppendQuote(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // appendMode appends mode as fmt's %04o would.
