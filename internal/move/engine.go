@@ -731,11 +731,15 @@ const verifyRounds = 3
 // the hold after it settled, so a fresh scan a moment later would only
 // repeat it; and staging, scanned afresh, must equal it. Mail written
 // into the held tree after that scan (which the hold should prevent) is
-// found the same way as mail written after the verify: the tree is
-// compared with this manifest after the release, and what is new is
-// carried over (carryLate). Later rounds scan both sides.
+// found the same way as mail written after the verify: if the hold left
+// the tree in place, it is compared with this manifest after the release,
+// and what is new is carried over (carryLate). Later rounds scan both
+// sides.
 func (m *mover) verify(ctx context.Context) error {
 	opt := tree.CompareOptions{IgnoreOwners: os.Geteuid() != 0}
+	// Only a hold that leaves the tree in place looks for late mail; the
+	// manifest is not written for nothing while the user waits.
+	keep := m.p.Held == m.p.OldHome
 	var diffs []tree.Diff
 	for round := 1; ; round++ {
 		var a, b *tree.Manifest
@@ -745,7 +749,11 @@ func (m *mover) verify(ctx context.Context) error {
 			// The held side is known already: keep it while staging is
 			// scanned, not after.
 			a = m.copied
-			go func() { saved <- saveVerified(verifiedPath(m.j), a) }()
+			if keep {
+				go func() { saved <- saveVerified(verifiedPath(m.j), a) }()
+			} else {
+				saved <- nil
+			}
 			if b, err = m.dst.Scan(ctx, m.p.Staging, true); err != nil {
 				err = fmt.Errorf("scan copy: %w", err)
 			}
@@ -759,7 +767,7 @@ func (m *mover) verify(ctx context.Context) error {
 		}
 		diffs = tree.Compare(a, b, opt)
 		if len(diffs) == 0 {
-			if a != m.copied { // not saved above
+			if keep && a != m.copied { // not saved above
 				serr = saveVerified(verifiedPath(m.j), a)
 			}
 			return serr
