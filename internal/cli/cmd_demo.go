@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -133,11 +134,32 @@ func runDemo(ctx context.Context, opts demoOptions, g *globals, dir string) erro
 	fmt.Fprintf(out, "\nAfter:\n\n")
 	printHosts(g, cfg)
 	fmt.Fprintf(out, "\nThe plan's report: %s\n", filepath.Join(run, "report.html"))
-	fmt.Fprintf(out, "\nTry it yourself:\n  export MAILDIST_CONFIG=%s\n  maildist status %s\n", c.Config, run)
+	self := selfCommand()
+	fmt.Fprintf(out, "\nTry it yourself:\n  export MAILDIST_CONFIG=%s\n  %s status %s\n", c.Config, self, run)
 	if picks := demoPicks(c, cfg); len(picks) > 0 {
-		fmt.Fprintf(out, "  maildist move %s %s\n  maildist done\n", picks[0].user, picks[0].to)
+		fmt.Fprintf(out, "  %s move %s %s\n  %s done\n", self, picks[0].user, picks[0].to, self)
 	}
 	return nil
+}
+
+// selfCommand is how to run this maildist again from the folder it was
+// started in: "go run ./cmd/maildist" for a binary go run built and will
+// remove, "maildist" for the one the PATH finds, else the path it was
+// started by.
+func selfCommand() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "maildist"
+	}
+	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/maildist"
+	}
+	if p, err := exec.LookPath(filepath.Base(exe)); err == nil {
+		if abs, err := filepath.Abs(p); err == nil && abs == exe {
+			return filepath.Base(exe)
+		}
+	}
+	return os.Args[0]
 }
 
 // execute runs one maildist command line in this process, with g's

@@ -88,9 +88,13 @@ func printResult(g *globals, r move.Result) {
 	}
 	switch r.Outcome {
 	case move.OutcomeMoved:
-		fmt.Fprintf(g.stdout, "%s: moved %s → %s (%s, held %.1fs)\n", r.User, r.From, r.To, humanBytes(r.Bytes), r.Held.Seconds())
+		fmt.Fprintf(g.stdout, "%s: moved %s → %s (%s copied, held %s)\n", r.User, r.From, r.To, humanBytes(r.Bytes), heldText(r.Held))
 	default:
-		fmt.Fprintf(g.stdout, "%s: %s (%s)\n", r.User, r.Outcome, r.Reason)
+		held := ""
+		if r.Held > 0 {
+			held = ", held " + heldText(r.Held)
+		}
+		fmt.Fprintf(g.stdout, "%s: %s (%s%s)\n", r.User, r.Outcome, r.Reason, held)
 	}
 }
 

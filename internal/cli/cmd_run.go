@@ -384,7 +384,7 @@ func (r *runReporter) Finish(worker int, t cluster.Todo, res move.Result) {
 			what += " (" + res.Reason + ")"
 		}
 		if res.Outcome == move.OutcomeMoved {
-			what += fmt.Sprintf(" %s, held %.1fs", humanBytes(res.Bytes), res.Held.Seconds())
+			what += fmt.Sprintf(" %s copied, held %s", humanBytes(res.Bytes), heldText(res.Held))
 		}
 		fmt.Fprintf(r.g.stderr, "%s [%d/%d] %s %s→%s %s; %s/s%s\n", time.Now().Format("15:04:05"), done, total, t.User, t.From, t.To, what, humanBytes(int64(r.rate())), eta)
 	}

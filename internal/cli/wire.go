@@ -60,15 +60,24 @@ func describeEvent(ev runstate.Event) string {
 		fmt.Fprintf(&b, " (%s)", ev.Reason)
 	}
 	if ev.Bytes > 0 {
-		fmt.Fprintf(&b, " %s", humanBytes(ev.Bytes))
+		fmt.Fprintf(&b, " %s copied", humanBytes(ev.Bytes))
 	}
 	if ev.HeldMS > 0 {
-		fmt.Fprintf(&b, " held %.1fs", float64(ev.HeldMS)/1000)
+		fmt.Fprintf(&b, " held %s", heldText(time.Duration(ev.HeldMS)*time.Millisecond))
 	}
 	if ev.Detail != "" {
 		fmt.Fprintf(&b, ": %s", ev.Detail)
 	}
 	return b.String()
+}
+
+// heldText formats how long a user was held: milliseconds under a
+// second, where most holds with a precopy are, tenths of seconds above.
+func heldText(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	}
+	return fmt.Sprintf("%.1fs", d.Seconds())
 }
 
 // humanBytes formats a byte count with a binary unit.

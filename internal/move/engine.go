@@ -319,16 +319,17 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 		// Undo must run even when the context was cancelled: a half move
 		// must not be left behind by a signal.
 		uctx := context.WithoutCancel(ctx)
-		if uerr := e.undo(uctx, m.j, m.src, m.dst, reason, err); uerr != nil {
+		released, uerr := e.undo(uctx, m.j, m.src, m.dst, reason, err)
+		if uerr != nil {
 			m.res.Outcome, m.res.Reason = OutcomeStuck, reason
 			m.res.Err = fmt.Errorf("%w; and undoing it failed: %v (run `maildist recover`)", err, uerr)
 			e.emit(m.res, RecUndo, "failed", reason, uerr)
 			return m.res
 		}
 		m.res.Outcome, m.res.Reason, m.res.Err = OutcomeFailed, reason, err
-		if !m.heldAt.IsZero() {
+		if rec, held := m.j.Has(StepHold); held && !released.IsZero() {
 			// The user was held until the undo let them go.
-			m.res.Held = time.Since(m.heldAt)
+			m.res.Held = released.Sub(rec.Time)
 		}
 		e.emit(m.res, RecUndone, "undone", reason, err)
 		return m.res
@@ -356,7 +357,10 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 	if err := m.step(StepHold, Record{}); err != nil {
 		return fail(StepHold, ReasonHoldFailed, err)
 	}
-	m.heldAt = time.Now()
+	// Held from the journal's hold record on, as recover and the
+	// journal's moved and undone records count it.
+	rec, _ := m.j.Has(StepHold)
+	m.heldAt = rec.Time
 	if p.Marker {
 		if mk, ok := e.Directory.(directory.Marker); ok {
 			if err := mk.SetHold(ctx, p.User, directory.HoldReason); err != nil {
@@ -871,7 +875,7 @@ func (e *Engine) finish(ctx context.Context, j *Journal, src host.Host) (release
 			return released, err
 		}
 	}
-	if err := j.Append(Record{Step: RecMoved}); err != nil {
+	if err := j.Append(Record{Step: RecMoved, HeldMS: heldMS(j, released)}); err != nil {
 		return released, err
 	}
 	os.Remove(verifiedPath(j))
@@ -1007,7 +1011,9 @@ func (e *Engine) release(ctx context.Context, src host.Host, p Plan) error {
 
 // undo puts a move that has not switched back as it was: the new home (if
 // committed), staging, the hold, the marker. Every action is idempotent.
-func (e *Engine) undo(ctx context.Context, j *Journal, src, dst host.Host, reason string, cause error) error {
+// released is when the hold ended, before staging is removed; zero if the
+// move never held its user.
+func (e *Engine) undo(ctx context.Context, j *Journal, src, dst host.Host, reason string, cause error) (released time.Time, err error) {
 	p := j.Plan
 	if j.Last().Step != RecUndo {
 		note := ""
@@ -1015,7 +1021,7 @@ func (e *Engine) undo(ctx context.Context, j *Journal, src, dst host.Host, reaso
 			note = cause.Error()
 		}
 		if err := j.Append(Record{Step: RecUndo, Reason: reason, Note: note}); err != nil {
-			return err
+			return released, err
 		}
 	}
 	if _, committed := j.Has(StepCommit); committed {
@@ -1024,47 +1030,58 @@ func (e *Engine) undo(ctx context.Context, j *Journal, src, dst host.Host, reaso
 		_, serr := dst.Lstat(ctx, p.Staging)
 		if _, nerr := dst.Lstat(ctx, p.NewHome); nerr == nil && errors.Is(serr, fs.ErrNotExist) {
 			if err := dst.Rename(ctx, p.NewHome, p.Staging); err != nil {
-				return fmt.Errorf("undo commit: %w", err)
+				return released, fmt.Errorf("undo commit: %w", err)
 			}
 		}
 	}
 	if _, held := j.Has(StepHold); held {
 		hold, err := e.holdOf(p)
 		if err != nil {
-			return err
+			return released, err
 		}
 		err = hold.Undo(ctx, src, p.User, p.OldHome)
 		if errors.Is(err, delivery.ErrRecreated) {
 			// Something made a new home while the old one was held: set
 			// it aside, put the old one back, carry the new mail in.
 			if _, err := e.setAside(ctx, src, p); err != nil {
-				return err
+				return released, err
 			}
 			err = hold.Undo(ctx, src, p.User, p.OldHome)
 		}
 		if err != nil {
-			return err
+			return released, err
 		}
 		if _, err := e.carryAll(ctx, src, p, src, p.OldHome); err != nil {
-			return err
+			return released, err
 		}
 		if p.Marker {
 			if mk, ok := e.Directory.(directory.Marker); ok {
 				if err := mk.ClearHold(ctx, p.User); err != nil {
-					return err
+					return released, err
 				}
 				e.entryChanged(ctx, p.User, StepRelease, "after clearing the hold marker")
 			}
 		}
+		released = time.Now()
 	}
 	// Staging last: the user has mail and logins back while it goes.
 	if err := dst.RemoveAll(ctx, p.Staging); err != nil {
-		return fmt.Errorf("undo: remove staging: %w", err)
+		return released, fmt.Errorf("undo: remove staging: %w", err)
 	}
-	if err := j.Append(Record{Step: RecUndone, Reason: reason}); err != nil {
-		return err
+	if err := j.Append(Record{Step: RecUndone, Reason: reason, HeldMS: heldMS(j, released)}); err != nil {
+		return released, err
 	}
-	return j.archive()
+	return released, j.archive()
+}
+
+// heldMS is how long the move of j held its user, if it did, until
+// released.
+func heldMS(j *Journal, released time.Time) int64 {
+	rec, held := j.Has(StepHold)
+	if !held || released.IsZero() {
+		return 0
+	}
+	return released.Sub(rec.Time).Milliseconds()
 }
 
 func (e *Engine) lockUser(user string) (*fsutil.Lock, error) {

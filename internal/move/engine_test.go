@@ -2,6 +2,7 @@ package move
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -531,4 +532,87 @@ func readJournals(t *testing.T, f *fixture) []byte {
 		}
 	}
 	return all
+}
+
+// removeClock notes when staging began to be removed.
+type removeClock struct {
+	host.Host
+	at *time.Time
+}
+
+func (h removeClock) RemoveAll(ctx context.Context, p string) error {
+	if strings.Contains(p, ".maildist-staging/") && h.at.IsZero() {
+		*h.at = time.Now()
+	}
+	return h.Host.RemoveAll(ctx, p)
+}
+
+// unwrapCopier copies with copier between the hosts removeClock wraps.
+type unwrapCopier struct{ host.Copier }
+
+func (c unwrapCopier) Copy(ctx context.Context, src host.Host, sp string, dst host.Host, dp string, mode host.CopyMode) (tree.Stats, error) {
+	return c.Copier.Copy(ctx, src.(removeClock).Host, sp, dst.(removeClock).Host, dp, mode)
+}
+
+// TestHeldEndsAtRelease: a user is held until the hold is let go, not
+// while an undone move's staging is removed afterwards; the journal's
+// moved and undone records say how long, as the result does.
+func TestHeldEndsAtRelease(t *testing.T) {
+	f := newFixture(t, map[string]string{"alice": "h1", "bob": "h1"})
+	f.makeMaildir(t, "alice", "h1", 5)
+	f.makeMaildir(t, "bob", "h1", 5)
+	e := f.engine(t)
+	var removing time.Time
+	inner := e.Host
+	e.Host = func(n string) (host.Host, error) {
+		h, err := inner(n)
+		if err != nil {
+			return nil, err
+		}
+		return removeClock{h, &removing}, nil
+	}
+	e.Copier = unwrapCopier{e.Copier}
+	e.Hook = func(user string, s Step) error {
+		if user == "bob" && s == StepVerify {
+			return errors.New("injected")
+		}
+		return nil
+	}
+	moved := e.Move(context.Background(), Request{User: "alice", To: "h2"})
+	undone := e.Move(context.Background(), Request{User: "bob", To: "h2"})
+	if moved.Outcome != OutcomeMoved || undone.Outcome != OutcomeFailed || moved.Held <= 0 || undone.Held <= 0 {
+		t.Fatalf("want alice moved and bob undone, both held: %+v, %+v", moved, undone)
+	}
+	recs := map[string]Record{}
+	var holdBob time.Time
+	for line := range strings.SplitSeq(string(readJournals(t, f)), "\n") {
+		var r Record
+		if line == "" {
+			continue
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Plan != nil {
+			continue
+		}
+		if r.Step == RecMoved || r.Step == RecUndone {
+			recs[string(r.Step)] = r
+		}
+		if r.Step == StepHold && !recs[string(RecMoved)].Time.IsZero() {
+			holdBob = r.Time
+		}
+	}
+	if got := recs[string(RecMoved)].HeldMS; got != moved.Held.Milliseconds() {
+		t.Errorf("moved record: held_ms %d, the result %v", got, moved.Held)
+	}
+	if got := recs[string(RecUndone)].HeldMS; got != undone.Held.Milliseconds() {
+		t.Errorf("undone record: held_ms %d, the result %v", got, undone.Held)
+	}
+	if removing.IsZero() || holdBob.IsZero() {
+		t.Fatalf("staging removed at %v, bob held at %v", removing, holdBob)
+	}
+	if end := holdBob.Add(undone.Held); end.After(removing) {
+		t.Errorf("bob counted held until %v, after staging began to be removed at %v", end, removing)
+	}
 }

@@ -76,6 +76,7 @@ type Record struct {
 	Reason string    `json:"reason,omitempty"` // refused, undo
 	Note   string    `json:"note,omitempty"`
 	Bytes  int64     `json:"bytes,omitempty"`
+	HeldMS int64     `json:"held_ms,omitempty"` // moved, undone: how long the user was held
 }
 
 // Journal is one move's journal file.

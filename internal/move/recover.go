@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"time"
 
 	"github.com/maildist/maildist/internal/delivery"
 	"github.com/maildist/maildist/internal/fsutil"
@@ -80,13 +79,14 @@ func (e *Engine) recoverOne(ctx context.Context, j *Journal) Result {
 	// let them go, however long the interruption lasted.
 	holdRec, held := j.Has(StepHold)
 	undo := func(reason string, cause error) Result {
-		if err := ee.undo(ctx, j, src, dst, reason, cause); err != nil {
+		released, err := ee.undo(ctx, j, src, dst, reason, cause)
+		if err != nil {
 			res.Outcome, res.Reason, res.Err = OutcomeStuck, reason, err
 			return res
 		}
 		res.Outcome, res.Reason, res.Err = OutcomeFailed, reason, cause
-		if held {
-			res.Held = time.Since(holdRec.Time)
+		if held && !released.IsZero() {
+			res.Held = released.Sub(holdRec.Time)
 		}
 		ee.emit(res, RecUndone, "undone", reason, cause)
 		return res
