@@ -99,7 +99,7 @@ func runRecover(ctx context.Context, g *globals, runs []string) error {
 	if g.json {
 		out := []map[string]any{}
 		for _, r := range all {
-			m := map[string]any{"user": r.User, "from": r.From, "to": r.To, "outcome": recoverWord(r), "reason": r.Reason}
+			m := map[string]any{"user": r.User, "from": r.From, "to": r.To, "outcome": recoverWord(r), "reason": r.Reason, "held_ms": r.Held.Milliseconds()}
 			if r.Err != nil {
 				m["error"] = r.Err.Error()
 			}
@@ -108,11 +108,15 @@ func runRecover(ctx context.Context, g *globals, runs []string) error {
 		json.NewEncoder(g.stdout).Encode(map[string]any{"results": out, "stuck": stuck})
 	} else {
 		for _, r := range all {
+			held := ""
+			if r.Held > 0 {
+				held = " (held " + heldText(r.Held) + ", the time maildist was down included)"
+			}
 			switch r.Outcome {
 			case move.OutcomeMoved:
-				fmt.Fprintf(g.stdout, "%s: finished the move %s → %s; the user is on %s\n", r.User, r.From, r.To, r.To)
+				fmt.Fprintf(g.stdout, "%s: finished the move %s → %s; the user is on %s%s\n", r.User, r.From, r.To, r.To, held)
 			case move.OutcomeFailed, move.OutcomeRefused:
-				fmt.Fprintf(g.stdout, "%s: undid the move %s → %s (it was %s); the user is on %s\n", r.User, r.From, r.To, r.Reason, r.From)
+				fmt.Fprintf(g.stdout, "%s: undid the move %s → %s (it was %s); the user is on %s%s\n", r.User, r.From, r.To, r.Reason, r.From, held)
 			case move.OutcomeInFlight:
 				fmt.Fprintf(g.stdout, "%s: the move %s → %s is being made by a running maildist; left to it\n", r.User, r.From, r.To)
 			case move.OutcomeStuck:

@@ -243,6 +243,13 @@ func TestRunnerKilledAndResumed(t *testing.T) {
 	if unfinished > 0 && strings.Contains(rec.stdout, "nothing to recover") {
 		t.Fatalf("recover did not look in the run:\n%s", rec.stdout)
 	}
+	// A move recover finishes had switched, so it held its user: it says
+	// for how long.
+	for line := range strings.SplitSeq(rec.stdout, "\n") {
+		if strings.Contains(line, "finished the move") && !strings.Contains(line, "(held ") {
+			t.Errorf("recover finished a move and does not say how long its user was held: %s", line)
+		}
+	}
 	must(t, c.Config, nil, "run", rd, "--progress", "none")
 	checkAllMoved(t, c, rd, before)
 	must(t, c.Config, nil, "done", rd)

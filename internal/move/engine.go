@@ -30,6 +30,7 @@ import (
 const (
 	ReasonActive           = "active"            // a live session (or the check could not tell)
 	ReasonMissingHome      = "missing-home"      // the home does not exist or is not a folder
+	ReasonSpecialFile      = "special-file"      // the home holds a FIFO, socket or device, which no copy takes
 	ReasonDestExists       = "dest-exists"       // the destination home exists already
 	ReasonNoSpace          = "no-space"          // not enough room on the destination
 	ReasonCopyFailed       = "copy-failed"       // the copy failed
@@ -626,6 +627,9 @@ func (m *mover) check(ctx context.Context, req Request) (string, error) {
 		return ReasonUnsafeHold, err
 	}
 	used, err := m.src.Usage(ctx, p.OldHome)
+	if errors.Is(err, tree.ErrSpecial) {
+		return ReasonSpecialFile, fmt.Errorf("%s of %s on %s: %w (remove it, or move it out of the home, and try again)", p.OldHome, p.User, p.From, err)
+	}
 	if err != nil {
 		return ReasonError, fmt.Errorf("size of %s: %w", p.OldHome, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -614,5 +615,29 @@ func TestHeldEndsAtRelease(t *testing.T) {
 	}
 	if end := holdBob.Add(undone.Held); end.After(removing) {
 		t.Errorf("bob counted held until %v, after staging began to be removed at %v", end, removing)
+	}
+}
+
+// TestRefuseSpecialFile: a FIFO in a home is refused at the check, by
+// name, for good (no copy could take it), and left where it is.
+func TestRefuseSpecialFile(t *testing.T) {
+	f := newFixture(t, map[string]string{"alice": "h1"})
+	f.makeMaildir(t, "alice", "h1", 5)
+	fifo := filepath.Join(f.real("h1", "/h1/alice"), "Maildir", "cur", "odd pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := f.engine(t).Move(context.Background(), Request{User: "alice", To: "h2"})
+	if r.Outcome != OutcomeRefused || r.Reason != ReasonSpecialFile || Retryable(r.Reason) {
+		t.Fatalf("got %v, want refused (%s), not to be retried", r, ReasonSpecialFile)
+	}
+	if !strings.Contains(r.Err.Error(), `Maildir/cur/odd pipe`) || !strings.Contains(r.Err.Error(), "/h1/alice") {
+		t.Errorf("the refusal does not name the FIFO: %v", r.Err)
+	}
+	if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Errorf("the FIFO is not where it was: %v %v", fi, err)
+	}
+	if f.home("alice") != "/h1/alice" {
+		t.Errorf("alice's home is %s", f.home("alice"))
 	}
 }
