@@ -182,7 +182,10 @@ func (s *scanner) look(dir string, dev, ino uint64, names []dirent) error {
 		default:
 			out = append(out, e)
 			if e.Kind == Dir {
-				s.jobs.add(func() error { return s.list(rel, e.dev, e.ino) })
+				// Not e itself: a closure that held it would move every
+				// entry of the loop to the heap.
+				dev, ino := e.dev, e.ino
+				s.jobs.add(func() error { return s.list(rel, dev, ino) })
 			}
 		}
 	}

@@ -136,15 +136,13 @@ func readDirents(fd int, each func([]dirent)) error {
 		}
 		// struct linux_dirent64: ino u64, off s64, reclen u16, type u8,
 		// then the name, NUL-terminated. The names of one read are
-		// copied into one string and cut from it: one allocation for
-		// all of them, not one each.
+		// copied into one buffer, never written again, and each is a
+		// string cut from it: one allocation for all of them, not one
+		// each. The buffer never grows (the names are shorter than
+		// their records), so the strings stay where they point.
 		const nameOff = 19
-		type span struct {
-			from, to int
-			typ      uint8
-		}
-		var spans []span
 		names := make([]byte, 0, n)
+		out := make([]dirent, 0, n/(nameOff+5)) // records are 8-aligned: at least 24 bytes
 		for b := buf[:n]; len(b) >= nameOff; {
 			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
 			if reclen < nameOff || reclen > len(b) {
@@ -154,21 +152,16 @@ func readDirents(fd int, each func([]dirent)) error {
 			if i := bytes.IndexByte(rec, 0); i >= 0 {
 				rec = rec[:i]
 			}
-			if !dots(rec) {
-				spans = append(spans, span{len(names), len(names) + len(rec), b[18]})
+			if len(rec) > 0 && !dots(rec) {
+				from := len(names)
 				names = append(names, rec...)
+				out = append(out, dirent{name: unsafe.String(&names[from], len(rec)), typ: b[18]})
 			}
 			b = b[reclen:]
 		}
-		if len(spans) == 0 {
-			continue
+		if len(out) > 0 {
+			each(out)
 		}
-		all := string(names)
-		out := make([]dirent, len(spans))
-		for i, sp := range spans {
-			out[i] = dirent{name: all[sp.from:sp.to], typ: sp.typ}
-		}
-		each(out)
 	}
 }
 
