@@ -274,7 +274,6 @@ type mover struct {
 	p        Plan
 	src, dst host.Host
 	res      Result
-	heldAt   time.Time
 	// copied is the hashed manifest of the held tree that the copy step
 	// worked from, if the copier gave it (tree.Stats.Source).
 	copied *tree.Manifest
@@ -328,10 +327,7 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 			return m.res
 		}
 		m.res.Outcome, m.res.Reason, m.res.Err = OutcomeFailed, reason, err
-		if rec, held := m.j.Has(StepHold); held && !released.IsZero() {
-			// The user was held until the undo let them go.
-			m.res.Held = released.Sub(rec.Time)
-		}
+		m.res.Held = heldFor(m.j, released) // until the undo let them go
 		e.emit(m.res, RecUndone, "undone", reason, err)
 		return m.res
 	}
@@ -358,10 +354,6 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 	if err := m.step(StepHold, Record{}); err != nil {
 		return fail(StepHold, ReasonHoldFailed, err)
 	}
-	// Held from the journal's hold record on, as recover and the
-	// journal's moved and undone records count it.
-	rec, _ := m.j.Has(StepHold)
-	m.heldAt = rec.Time
 	if p.Marker {
 		if mk, ok := e.Directory.(directory.Marker); ok {
 			if err := mk.SetHold(ctx, p.User, directory.HoldReason); err != nil {
@@ -467,7 +459,7 @@ func (m *mover) run(ctx context.Context, req Request) Result {
 		return m.res
 	}
 	m.res.Outcome = OutcomeMoved
-	m.res.Held = released.Sub(m.heldAt)
+	m.res.Held = heldFor(m.j, released)
 	ev := m.res
 	e.emitHeld(ev, m.res.Held)
 	return m.res
@@ -879,7 +871,7 @@ func (e *Engine) finish(ctx context.Context, j *Journal, src host.Host) (release
 			return released, err
 		}
 	}
-	if err := j.Append(Record{Step: RecMoved, HeldMS: heldMS(j, released)}); err != nil {
+	if err := j.Append(Record{Step: RecMoved, HeldMS: heldFor(j, released).Milliseconds()}); err != nil {
 		return released, err
 	}
 	os.Remove(verifiedPath(j))
@@ -1072,20 +1064,22 @@ func (e *Engine) undo(ctx context.Context, j *Journal, src, dst host.Host, reaso
 	if err := dst.RemoveAll(ctx, p.Staging); err != nil {
 		return released, fmt.Errorf("undo: remove staging: %w", err)
 	}
-	if err := j.Append(Record{Step: RecUndone, Reason: reason, HeldMS: heldMS(j, released)}); err != nil {
+	if err := j.Append(Record{Step: RecUndone, Reason: reason, HeldMS: heldFor(j, released).Milliseconds()}); err != nil {
 		return released, err
 	}
 	return released, j.archive()
 }
 
-// heldMS is how long the move of j held its user, if it did, until
-// released.
-func heldMS(j *Journal, released time.Time) int64 {
+// heldFor is how long the move of j held its user, if it did: from its
+// journal's hold record until released, however long an interruption
+// between them lasted. The result, the log and the journal all count it
+// so.
+func heldFor(j *Journal, released time.Time) time.Duration {
 	rec, held := j.Has(StepHold)
 	if !held || released.IsZero() {
 		return 0
 	}
-	return released.Sub(rec.Time).Milliseconds()
+	return released.Sub(rec.Time)
 }
 
 func (e *Engine) lockUser(user string) (*fsutil.Lock, error) {

@@ -75,9 +75,7 @@ func (e *Engine) recoverOne(ctx context.Context, j *Journal) Result {
 	_ = hold // checked here so a move is not half recovered
 	ee := e
 
-	// The user was held from the hold step until the undo or the release
-	// let them go, however long the interruption lasted.
-	holdRec, held := j.Has(StepHold)
+	_, held := j.Has(StepHold)
 	undo := func(reason string, cause error) Result {
 		released, err := ee.undo(ctx, j, src, dst, reason, cause)
 		if err != nil {
@@ -85,9 +83,7 @@ func (e *Engine) recoverOne(ctx context.Context, j *Journal) Result {
 			return res
 		}
 		res.Outcome, res.Reason, res.Err = OutcomeFailed, reason, cause
-		if held && !released.IsZero() {
-			res.Held = released.Sub(holdRec.Time)
-		}
+		res.Held = heldFor(j, released)
 		ee.emit(res, RecUndone, "undone", reason, cause)
 		return res
 	}
@@ -99,7 +95,7 @@ func (e *Engine) recoverOne(ctx context.Context, j *Journal) Result {
 		}
 		res.Outcome = OutcomeMoved
 		if held {
-			res.Held = released.Sub(holdRec.Time)
+			res.Held = heldFor(j, released)
 			ee.emitHeld(res, res.Held)
 		}
 		return res
